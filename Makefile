@@ -1,0 +1,44 @@
+# fewmol: `make demo` and `make test` set everything up themselves (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fewmol-installed
+DATA ?= ../shared/data
+DEMO_EPOCHS ?= 30
+
+.PHONY: setup demo test test-all lint format bench-speed clean
+
+setup: $(STAMP)
+
+# Re-install only when the dependency list changes. torch is installed first and pinned:
+# an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/fewmol finetune bbbp --split scaffold --epochs $(DEMO_EPOCHS) --seeds 0 \
+		--out runs/demo-bbbp --force --quiet
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-all: setup
+	$(BIN)/python -m pytest -m ""
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench-speed: setup
+	$(BIN)/python benchmarks/speed/featurize_speed.py
+	$(BIN)/python benchmarks/speed/gin_speed.py
+
+clean:
+	rm -rf runs .pytest_cache

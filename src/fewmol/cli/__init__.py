@@ -1,0 +1,37 @@
+"""The `fewmol` command line: one module per command group, registered here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import typer
+
+from fewmol.cli import data as data_cli
+from fewmol.cli.embed import embed
+from fewmol.cli.finetune import finetune
+from fewmol.cli.predict import predict
+
+app = typer.Typer(
+    name="fewmol",
+    help="Molecular property prediction when labelled data is scarce.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command(no_args_is_help=True)(finetune)
+app.command(no_args_is_help=True)(predict)
+app.command(no_args_is_help=True)(embed)
+app.add_typer(data_cli.app, name="data", help="Named datasets: list and locate them.")
+
+
+
+
+def main() -> None:
+    """Entry point of the `fewmol` console script."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    app()

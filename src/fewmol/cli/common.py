@@ -1,0 +1,94 @@
+"""Shared CLI pieces: user-error handling, dataset loading, output helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from fewmol.data import registry
+from fewmol.data.tables import Table, read_table, write_bad_rows
+from fewmol.errors import FewmolError, InvalidInputError
+
+err_console = Console(stderr=True)
+console = Console()
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn FewmolError into 'error: ...' on stderr and exit code 2 (no traceback)."""
+    try:
+        yield
+    except FewmolError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted; rerun with --resume to continue")
+        raise typer.Exit(130) from None
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """'a,b , c' -> ['a', 'b', 'c']; None stays None."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def parse_seeds(value: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2] with a clear error for non-integers."""
+    try:
+        seeds = [int(v) for v in split_list(value) or []]
+    except ValueError:
+        raise InvalidInputError(f"--seeds must be comma-separated integers, got {value!r}") from None
+    if not seeds:
+        raise InvalidInputError("--seeds needs at least one integer")
+    return seeds
+
+
+def load_dataset(
+    data: str,
+    smiles_col: str | None,
+    target_cols: list[str] | None,
+    task: str | None,
+    on_invalid: str,
+    data_dir: Path | None,
+) -> tuple[Table, dict]:
+    """Read DATA (a CSV path or a registry name) into a validated Table plus provenance info."""
+    path = Path(data)
+    if path.exists() or not registry.is_registered(data):
+        if not path.exists():
+            raise InvalidInputError(
+                f"{data!r} is neither a file nor a known dataset "
+                f"(known: {', '.join(registry.names())})"
+            )
+        table = read_table(path, smiles_col, target_cols, task, on_invalid)
+        return table, {"source": str(path.resolve()), "name": path.stem}
+    spec = registry.get_spec(data)
+    if spec.task_type not in ("classification", "regression"):
+        raise InvalidInputError(
+            f"dataset {spec.name!r} is a {spec.task_type} dataset; `fewmol finetune` takes "
+            "classification or regression sets"
+        )
+    frame = registry.load_frame(spec.name, data_dir, target_cols=target_cols)
+    cols = target_cols or list(registry.resolve_target_cols(spec, frame.columns))
+    # The registry frame holds floats: pass them as text so validation sees the same cells.
+    table = read_table(frame, spec.smiles_col, cols, task or spec.task_type, on_invalid)
+    return table, {"source": spec.name, "name": spec.name, "url": spec.url, "metric": spec.metric,
+                   "default_split": spec.split}
+
+
+def report_bad_rows(table: Table, out_dir: Path) -> None:
+    """Write bad_rows.csv into out_dir and print the one-line summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_bad_rows(table, out_dir / "bad_rows.csv")
+    err_console.print(table.summary(), highlight=False)
+
+
+def exit_ok() -> None:
+    """Flush and exit 0 (Lightning may leave threads behind)."""
+    sys.stdout.flush()

@@ -1,0 +1,131 @@
+"""Lightning DataModule over a GraphSet with labels and a split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from fewmol.data.collate import GraphBatch, GraphSet
+from fewmol.data.splits import Split
+
+
+class _Indices(Dataset):
+    """Map-style dataset whose items are graph positions (collation does the real work)."""
+
+    def __init__(self, idx: np.ndarray):
+        self.idx = np.asarray(idx, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.idx[i])
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Shuffles with seed (seed, epoch), so a resumed run sees the same order as an unbroken one."""
+
+    def __init__(self, n: int, seed: int, epoch_offset: int = 0):
+        self.n, self.seed, self.epoch, self.epoch_offset = n, seed, 0, epoch_offset
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch + self.epoch_offset])
+        return iter(rng.permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _Collate:
+    """Picklable collate function (workers may run in other processes)."""
+
+    def __init__(self, graphs: GraphSet, y: np.ndarray | None):
+        self.graphs, self.y = graphs, y
+
+    def __call__(self, idx: list[int]) -> GraphBatch:
+        idx_arr = np.asarray(idx, dtype=np.int64)
+        return self.graphs.collate(idx_arr, None if self.y is None else self.y[idx_arr])
+
+
+def make_loader(
+    graphs: GraphSet,
+    idx: np.ndarray,
+    y: np.ndarray | None = None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch_offset: int = 0,
+    num_workers: int = 0,
+) -> DataLoader:
+    """DataLoader yielding GraphBatch for graphs ``idx`` (shuffled per epoch if asked)."""
+    ds = _Indices(idx)
+    sampler = EpochSeededSampler(len(ds), seed, epoch_offset) if shuffle else None
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=_Collate(graphs, y),
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
+
+
+class GraphDataModule(L.LightningDataModule):
+    """Train loader plus (valid, test) evaluation loaders over one GraphSet."""
+
+    def __init__(
+        self,
+        graphs: GraphSet,
+        y: np.ndarray,
+        split: Split,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        epoch_offset: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.graphs, self.y, self.split = graphs, y.astype(np.float32), split
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.seed, self.epoch_offset, self.num_workers = seed, epoch_offset, num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches."""
+        return make_loader(self.graphs, self.split.train, self.y, self.batch_size, True,
+                           self.seed, self.epoch_offset, self.num_workers)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """[valid, test] loaders; a part with no molecules is skipped by the module."""
+        return [
+            make_loader(self.graphs, part, self.y, self.eval_batch_size)
+            for part in (self.split.valid, self.split.test)
+        ]
+
+
+def predict_batches(graphs: GraphSet, batch_size: int = 256) -> Iterator[GraphBatch]:
+    """Batches over all graphs in order (for predict/embed)."""
+    for start in range(0, len(graphs), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(graphs)), dtype=np.int64)
+        yield graphs.collate(idx)
+
+
+def standardize_stats(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-task mean and std of observed training labels (std 1 where undefined or zero)."""
+    mean = np.nanmean(np.where(np.isnan(y), np.nan, y), axis=0) if len(y) else np.zeros(y.shape[1])
+    std = np.nanstd(y, axis=0) if len(y) else np.ones(y.shape[1])
+    mean = np.nan_to_num(mean, nan=0.0)
+    std = np.where(~np.isfinite(std) | (std < 1e-8), 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def to_tensor(a: np.ndarray) -> torch.Tensor:
+    """float32 tensor view of a numpy array."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))

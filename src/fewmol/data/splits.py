@@ -1,0 +1,132 @@
+"""Train/valid/test splits: scaffold (pretrain-gnns protocol), random, and user-given."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fewmol.chem.scaffold import scaffolds
+from fewmol.errors import InvalidInputError
+
+SPLIT_NAMES = ("train", "valid", "test")
+_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid",
+            "validation": "valid", "dev": "valid", "test": "test", "testing": "test"}
+
+
+@dataclass
+class Split:
+    """Indices (into the kept rows of a table) of each part."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    kind: str = "custom"
+
+    def sizes(self) -> dict[str, int]:
+        """Number of molecules per part."""
+        return {k: int(len(getattr(self, k))) for k in SPLIT_NAMES}
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the split atomically as JSON lists of indices."""
+        path = Path(path)
+        payload = {"kind": self.kind, **{k: getattr(self, k).tolist() for k in SPLIT_NAMES}}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Split:
+        """Read a split written by :meth:`to_json`."""
+        d = json.loads(Path(path).read_text())
+        return cls(*(np.asarray(d[k], dtype=np.int64) for k in SPLIT_NAMES), kind=d["kind"])
+
+
+def _check_fracs(fracs: Sequence[float]) -> None:
+    if len(fracs) != 3 or any(f < 0 for f in fracs) or abs(sum(fracs) - 1.0) > 1e-6:
+        raise InvalidInputError(f"split fractions must be 3 non-negative numbers summing to 1, "
+                                f"got {tuple(fracs)}")
+
+
+def scaffold_split(smiles: Sequence[str], fracs: Sequence[float] = (0.8, 0.1, 0.1)) -> Split:
+    """Deterministic Bemis–Murcko scaffold split, largest scaffold groups first (Hu et al.).
+
+    Groups are sorted by (size, first index) descending and each whole group goes to train
+    until train would exceed its share, then valid, then test; no scaffold is in two parts.
+    """
+    _check_fracs(fracs)
+    groups: dict[str, list[int]] = {}
+    for i, sc in enumerate(scaffolds(smiles)):
+        groups.setdefault(sc, []).append(i)
+    ordered = sorted(groups.values(), key=lambda g: (len(g), g[0]), reverse=True)
+    n = len(smiles)
+    train_cut, valid_cut = fracs[0] * n, (fracs[0] + fracs[1]) * n
+    parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for g in ordered:
+        if len(parts[0]) + len(g) > train_cut:
+            if len(parts[0]) + len(parts[1]) + len(g) > valid_cut:
+                parts[2].extend(g)
+            else:
+                parts[1].extend(g)
+        else:
+            parts[0].extend(g)
+    return Split(*(np.sort(np.asarray(p, dtype=np.int64)) for p in parts), kind="scaffold")
+
+
+def random_split(n: int, fracs: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
+    """Random split of ``n`` items with a seeded permutation."""
+    _check_fracs(fracs)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(fracs[0] * n))
+    n_valid = int(round(fracs[1] * n))
+    return Split(
+        np.sort(perm[:n_train]),
+        np.sort(perm[n_train : n_train + n_valid]),
+        np.sort(perm[n_train + n_valid :]),
+        kind=f"random(seed={seed})",
+    )
+
+
+def split_from_labels(labels: Sequence[object]) -> Split:
+    """Split from one label per item: train/valid/test (also val, validation, dev, testing)."""
+    norm = []
+    bad = []
+    for i, lab in enumerate(labels):
+        key = _ALIASES.get(str(lab).strip().lower())
+        if key is None:
+            bad.append((i, lab))
+        norm.append(key)
+    if bad:
+        shown = ", ".join(f"row {i}: {v!r}" for i, v in bad[:5])
+        more = ", ..." if len(bad) > 5 else ""
+        raise InvalidInputError(f"{len(bad)} split labels are not train/valid/test ({shown}{more})")
+    arr = np.asarray(norm)
+    split = Split(*(np.flatnonzero(arr == k) for k in SPLIT_NAMES), kind="custom")
+    if len(split.train) == 0:
+        raise InvalidInputError("the given split has no training rows")
+    return split
+
+
+def make_split(
+    kind: str,
+    smiles: Sequence[str],
+    seed: int = 0,
+    fracs: Sequence[float] = (0.8, 0.1, 0.1),
+    labels: Sequence[object] | None = None,
+) -> Split:
+    """Build a split by name: ``scaffold``, ``random`` or ``custom`` (from ``labels``)."""
+    if kind == "scaffold":
+        return scaffold_split(smiles, fracs)
+    if kind == "random":
+        return random_split(len(smiles), fracs, seed)
+    if kind == "custom":
+        if labels is None:
+            raise InvalidInputError("a custom split needs one train/valid/test label per row")
+        return split_from_labels(labels)
+    raise InvalidInputError(f"unknown split {kind!r}; expected scaffold, random or a file/column")

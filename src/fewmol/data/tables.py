@@ -1,0 +1,796 @@
+"""Reading user CSVs of SMILES and labels, with validation and a per-row report of bad rows.
+
+Everything a user can get wrong in a table ends up either in ``Table.bad_rows`` (one entry per
+row and problem, with its row and line number and a reason) or in an ``InvalidInputError`` whose
+message says what is wrong and how to fix it; nothing is silently coerced.
+
+Rules (see ``read_table``):
+
+* Files: ``.csv`` (comma), ``.tsv``/``.txt``/``.tab`` (tab), optionally compressed (``.gz``,
+  ``.bz2``, ``.xz``, ``.zip``); a comma file with a single tab- or semicolon-separated column is
+  re-read with that delimiter. All cells are read as text. Blank lines inside the data are rows
+  (one bad row each: "empty SMILES (blank line)"); blank lines at the end are ignored. ``row``
+  is the 0-based data row (header excluded) and ``line`` = ``row + 2`` is the line in the file,
+  assuming one line per record (no quoted newlines).
+* SMILES column: ``smiles_col``, else a column whose name contains ``smiles`` or is ``smi``
+  (case, spaces and punctuation ignored), else the column where most of the first 200 values
+  parse as molecules (more than half).
+* Target columns: ``target_cols``, else every other column whose non-empty values are (>= 95 %)
+  numeric, except ID-like columns (``id``, ``num``, ``no``, ``index``, ``name``, ``cid``,
+  ``mol_id``, ``compound id``, anything ending in a separate word ``id``/``name``/``index``...)
+  and row counters (unique, strictly increasing integers).
+* Missing labels: empty, ``nan``, ``NA``, ``N/A``, ``none``, ``null`` (any case) -> NaN, which is
+  fine. ``inf`` is a bad label.
+* Task type: ``task_type``, else classification when every column's values are all in {0, 1} or
+  all in {-1, 1}, regression otherwise. For classification, a column with -1 and no 0 maps -1 to
+  0; in a column with both 0 and -1 the -1 cells are ambiguous (bad rows); any other value is an
+  out-of-range label. Regression values are kept raw (scaling happens elsewhere).
+* Duplicates (same canonical SMILES) are checked last, among the rows that are otherwise valid:
+  the first is kept, the others are bad rows that name it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem
+
+from fewmol.chem.mol import try_canonical_smiles
+from fewmol.errors import InvalidInputError
+
+__all__ = [
+    "BAD_ROW_COLUMNS",
+    "Table",
+    "detect_smiles_col",
+    "detect_target_cols",
+    "infer_task_type",
+    "read_smiles",
+    "read_table",
+    "write_bad_rows",
+]
+
+BAD_ROW_COLUMNS = ["row", "line", "smiles", "column", "reason"]
+TASK_TYPES = ("classification", "regression")
+ON_INVALID = ("skip", "error")
+
+_MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "none", "null"})
+_TAB_SUFFIXES = (".tsv", ".txt", ".tab")
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
+# whole (normalised) names that mean "identifier, not a label"
+_ID_NAMES = frozenset(
+    {
+        "id",
+        "ids",
+        "num",
+        "no",
+        "nr",
+        "number",
+        "index",
+        "idx",
+        "name",
+        "names",
+        "cid",
+        "molid",
+        "compoundid",
+        "cmpdid",
+        "rowid",
+        "row",
+        "key",
+        "title",
+        "inchikey",
+        "inchi",
+    }
+)
+# last words of a name that mean the same ("Compound ID", "mol_id", "Drug Name", "row index")
+_ID_LAST_WORDS = frozenset({"id", "ids", "idx", "index", "name", "names", "cid", "key"})
+_SNIFF_VALUES = 200
+_NUMERIC_FRACTION = 0.95
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+# summary categories, in report order: (reason prefix, singular, plural)
+_CATEGORIES = [
+    ("invalid SMILES", "invalid SMILES", "invalid SMILES"),
+    ("empty SMILES", "empty SMILES", "empty SMILES"),
+    ("non-numeric label", "non-numeric label", "non-numeric labels"),
+    ("out-of-range label", "out-of-range label", "out-of-range labels"),
+    ("ambiguous label", "ambiguous label", "ambiguous labels"),
+    ("NaN/inf label", "NaN/inf label", "NaN/inf labels"),
+    ("no labels", "row without labels", "rows without labels"),
+    ("duplicate", "duplicate", "duplicates"),
+]
+
+
+@dataclass
+class Table:
+    """Validated molecules (kept rows only, input order) with their labels and the bad rows."""
+
+    smiles: list[str]
+    input_smiles: list[str]
+    rows: np.ndarray
+    targets: np.ndarray | None
+    target_names: list[str]
+    task_type: str | None
+    smiles_col: str
+    bad_rows: pd.DataFrame
+    n_input: int
+    source: str = "the input table"
+    raw: pd.DataFrame | None = field(default=None, repr=False)  # all input cells, as text
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+    @property
+    def n_kept(self) -> int:
+        """Number of kept rows."""
+        return len(self.smiles)
+
+    @property
+    def n_invalid(self) -> int:
+        """Number of distinct input rows that were dropped (a row may have several problems)."""
+        return int(self.bad_rows["row"].nunique()) if len(self.bad_rows) else 0
+
+    def kept_mask(self) -> np.ndarray:
+        """Boolean array over the input rows: True where the row was kept."""
+        mask = np.zeros(self.n_input, dtype=bool)
+        mask[self.rows] = True
+        return mask
+
+    def problem_counts(self) -> dict[str, int]:
+        """Number of problems per category (e.g. {'invalid SMILES': 4, 'duplicate': 1})."""
+        if not len(self.bad_rows):
+            return {}
+        reasons = self.bad_rows["reason"].astype(str)
+        counts: dict[str, int] = {}
+        for prefix, _, _ in _CATEGORIES:
+            n = int(reasons.str.startswith(prefix).sum())
+            if n:
+                counts[prefix] = n
+        other = len(reasons) - sum(counts.values())
+        if other:
+            counts["other"] = other
+        return counts
+
+    def problems_text(self) -> str:
+        """The problem counts in words, e.g. '4 invalid SMILES, 1 duplicate' ('' if none)."""
+        names = {prefix: (one, many) for prefix, one, many in _CATEGORIES}
+        parts = []
+        for prefix, n in self.problem_counts().items():
+            one, many = names.get(prefix, ("other problem", "other problems"))
+            parts.append(f"{n} {one if n == 1 else many}")
+        return ", ".join(parts)
+
+    def summary(self, bad_rows_path: str | Path | None = "bad_rows.csv") -> str:
+        """One line: 'read 100 rows: 93 kept, 7 invalid (4 invalid SMILES, ...); see PATH'."""
+        text = f"read {self.n_input} rows: {self.n_kept} kept, {self.n_invalid} invalid"
+        if len(self.bad_rows):
+            text += f" ({self.problems_text()})"
+            if bad_rows_path is not None:
+                text += f"; see {bad_rows_path}"
+        return text
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _where(source: str | Path | pd.DataFrame) -> str:
+    return "the input table" if isinstance(source, pd.DataFrame) else f"'{source}'"
+
+
+def _frame_to_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of a user DataFrame with string column names and every cell as text ('' = empty)."""
+    out = df.copy()
+    out.columns = [str(c) for c in out.columns]
+    if out.columns.duplicated().any():
+        dups = sorted(set(out.columns[out.columns.duplicated()]))
+        raise InvalidInputError(
+            f"the input table has duplicate column names: {', '.join(dups)}; rename them"
+        )
+    return out.astype(str).fillna("").reset_index(drop=True)
+
+
+def _strip_compression(name: str) -> str:
+    for suffix in _COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _check_text(path: Path, where: str) -> None:
+    """Refuse binary files (NUL bytes in the first 8 KiB) with a clear message."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(8192)
+        elif path.name.lower().endswith(_COMPRESSION_SUFFIXES):
+            return  # pandas reports problems with other compressions
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(8192)
+    except (OSError, EOFError) as exc:
+        raise InvalidInputError(f"cannot read {where}: {exc}") from None
+    if b"\x00" in head:
+        raise InvalidInputError(
+            f"{where} is not a text table (it contains binary data); give a CSV/TSV file "
+            "(optionally .gz) with a header line, e.g. 'smiles,label'"
+        )
+
+
+def _read_csv(path: Path, sep: str, encoding: str) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep=sep,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        skip_blank_lines=False,
+        compression="infer",
+        encoding=encoding,
+    )
+
+
+def _read_path(path: Path) -> pd.DataFrame:
+    where = f"'{path}'"
+    if not path.exists():
+        raise InvalidInputError(f"input file {where} does not exist; check the path")
+    if path.is_dir():
+        raise InvalidInputError(f"{where} is a directory; give the path of a CSV file")
+    _check_text(path, where)
+    base = _strip_compression(path.name.lower())
+    sep = "\t" if base.endswith(_TAB_SUFFIXES) else ","
+
+    def attempt(sep: str) -> pd.DataFrame:
+        try:
+            return _read_csv(path, sep, "utf-8-sig")
+        except UnicodeDecodeError:
+            return _read_csv(path, sep, "latin-1")
+
+    try:
+        df = attempt(sep)
+        if df.shape[1] == 1:  # maybe the wrong delimiter for this file
+            header = str(df.columns[0])
+            for other in ("\t", ",", ";"):
+                if other != sep and other in header:
+                    df = attempt(other)
+                    break
+    except pd.errors.EmptyDataError:
+        raise InvalidInputError(
+            f"{where} has no data rows (the file is empty); expected a header line such as "
+            "'smiles,label' followed by one row per molecule"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise InvalidInputError(
+            f"cannot parse {where} as a {'TSV' if sep == chr(9) else 'CSV'} table: {exc}; check "
+            "the delimiter and quoting (.tsv/.txt files are read as tab-separated)"
+        ) from None
+    except (ValueError, OSError, EOFError, UnicodeError) as exc:
+        raise InvalidInputError(f"cannot read {where} as a table: {exc}") from None
+    df.columns = [str(c) for c in df.columns]
+    return df.fillna("")
+
+
+def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, np.ndarray]:
+    """Read the source as all-text DataFrame without trailing blank rows; also a blank-row mask."""
+    where = _where(source)
+    if isinstance(source, pd.DataFrame):
+        df = _frame_to_text(source)
+    elif isinstance(source, (str, Path)):
+        df = _read_path(Path(source))
+    else:
+        raise InvalidInputError(
+            f"cannot read a table from {type(source).__name__}; give a CSV path or a DataFrame"
+        )
+    if df.shape[1] == 0:
+        raise InvalidInputError(
+            f"{where} has no columns; expected a header line such as 'smiles,label'"
+        )
+    # blank lines at the end of a file are not rows
+    nonblank = (df.apply(lambda s: s.str.strip()) != "").any(axis=1).to_numpy()
+    last = int(np.flatnonzero(nonblank)[-1]) + 1 if nonblank.any() else 0
+    df = df.iloc[:last].reset_index(drop=True)
+    if len(df) == 0:
+        raise InvalidInputError(
+            f"{where} has no data rows (only a header: {', '.join(df.columns)}); "
+            "add one row per molecule"
+        )
+    return df, where, ~nonblank[:last]
+
+
+# ----------------------------------------------------------------------------- columns
+
+
+def _norm(name: str) -> str:
+    """Lower-case, letters and digits only ('Canonical SMILES' -> 'canonicalsmiles')."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def _words(name: str) -> list[str]:
+    """Words of a column name, split on punctuation, spaces and camelCase ('MolID': mol, id)."""
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [w for w in re.split(r"[^0-9a-zA-Z]+", name.lower()) if w]
+
+
+def _is_id_like(name: str) -> bool:
+    words = _words(name)
+    return _norm(name) in _ID_NAMES or (bool(words) and words[-1] in _ID_LAST_WORDS)
+
+
+def _columns_hint(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    shown = ", ".join(cols[:30]) + (f", ... ({len(cols)} in all)" if len(cols) > 30 else "")
+    return f"columns are: {shown}"
+
+
+def _resolve_column(df: pd.DataFrame, name: str, flag: str, where: str) -> str:
+    """Find a user-named column: exactly, else ignoring case/spaces/punctuation if unique."""
+    if name in df.columns:
+        return name
+    matches = [c for c in df.columns if str(c).strip() == str(name).strip()]
+    if len(matches) != 1:
+        matches = [c for c in df.columns if _norm(c) == _norm(name) and _norm(name)]
+    if len(matches) == 1:
+        return matches[0]
+    raise InvalidInputError(
+        f"column '{name}' not found in {where}; {_columns_hint(df)}; pass {flag} with one of them"
+    )
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """A column as text with '' for missing cells (a no-op for columns read by this module)."""
+    if not pd.api.types.is_string_dtype(values):
+        values = values.astype(str)
+    return values.fillna("")
+
+
+def _parse_fraction(values: pd.Series) -> float:
+    """Fraction of the first 200 non-empty values of a text column that RDKit parses."""
+    sample = values.str.strip()
+    sample = sample[sample != ""].head(_SNIFF_VALUES)
+    if sample.empty:
+        return 0.0
+    # numbers never parse as SMILES; skip mostly-numeric columns without calling RDKit
+    if pd.to_numeric(sample, errors="coerce").notna().mean() > 0.5:
+        return 0.0
+    ok = sum(Chem.MolFromSmiles(s) is not None for s in sample)
+    return ok / len(sample)
+
+
+def detect_smiles_col(df: pd.DataFrame, *, where: str = "the input table") -> str:
+    """Name of the SMILES column of ``df``: by name ('smiles' in it, or 'smi'), else by content."""
+    df = df if all(isinstance(c, str) for c in df.columns) else _frame_to_text(df)
+    named = [c for c in df.columns if "smiles" in _norm(c) or _norm(c) == "smi"]
+    if len(named) == 1:
+        return named[0]
+
+    if len(named) > 1:
+        scores = {c: _parse_fraction(_text(df[c])) for c in named}
+        best = max(scores.values())
+        if best > 0.5:
+            tied = [c for c in named if scores[c] == best]
+            exact = [c for c in tied if _norm(c) == "smiles"]
+            return (exact or tied)[0]
+    scores = {c: _parse_fraction(_text(df[c])) for c in df.columns}
+    best_col = max(scores, key=lambda c: scores[c]) if scores else None
+    if best_col is not None and scores[best_col] > 0.5:
+        header = str(best_col).strip()
+        if _norm(header) and Chem.MolFromSmiles(header) is not None and len(header) > 2:
+            raise InvalidInputError(
+                f"the first line of {where} looks like a molecule ('{header}'), not a header; "
+                "add a header line naming the columns, e.g. 'smiles,label'"
+            )
+        return best_col
+    if named:
+        why = f"several columns could hold SMILES ({', '.join(named)})"
+    else:
+        why = "no column is named like 'smiles' and none holds mostly valid SMILES"
+    raise InvalidInputError(
+        f"cannot tell which column of {where} holds the SMILES: {why}; {_columns_hint(df)}; "
+        "pass --smiles-col"
+    )
+
+
+def _missing_mask(values: pd.Series) -> pd.Series:
+    return values.str.strip().str.lower().isin(_MISSING_TOKENS)
+
+
+def _is_row_counter(numbers: pd.Series) -> bool:
+    if len(numbers) < 3 or numbers.isna().any():
+        return False
+    arr = numbers.to_numpy(dtype=float)
+    return bool(
+        np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) and np.all(np.diff(arr) > 0)
+    )
+
+
+def detect_target_cols(
+    df: pd.DataFrame, smiles_col: str, *, where: str = "the input table"
+) -> list[str]:
+    """Label columns of ``df``: numeric (>= 95 %) columns that are not SMILES, IDs or counters."""
+    targets, partly = [], []
+    for col in df.columns:
+        if col == smiles_col or _is_id_like(col):
+            continue
+        s = _text(df[col])
+        present = s[~_missing_mask(s)].str.strip()
+        if present.empty:
+            continue
+        numbers = pd.to_numeric(present, errors="coerce")
+        if numbers.notna().mean() < _NUMERIC_FRACTION:
+            if numbers.notna().any():
+                partly.append(f"'{col}' ({numbers.notna().sum()} of {len(present)} numeric)")
+            continue
+        if len(present) == len(s) and _is_row_counter(numbers):
+            continue
+        targets.append(col)
+    if not targets:
+        hint = f"; partly numeric: {', '.join(partly[:10])}" if partly else ""
+        raise InvalidInputError(
+            f"no label columns found in {where}: labels are numeric (>= 95 %) columns other than "
+            f"the SMILES column '{smiles_col}' and ID-like columns; {_columns_hint(df)}{hint}; "
+            "pass --target-cols"
+        )
+    return targets
+
+
+def infer_task_type(values: np.ndarray) -> str:
+    """'classification' if each column's values lie in {0, 1} or {-1, 1}, else 'regression'."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    finite = np.isfinite(arr)
+    if not finite.any():
+        raise InvalidInputError("no labels to infer the task type from; pass --task")
+    for j in range(arr.shape[1]):
+        col = np.unique(arr[finite[:, j], j])
+        if col.size and not (np.isin(col, (0.0, 1.0)).all() or np.isin(col, (-1.0, 1.0)).all()):
+            return "regression"
+    return "classification"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _problems(rows: np.ndarray, column: str, reasons: pd.Series | str) -> pd.DataFrame:
+    reason = reasons.to_numpy(dtype=object) if isinstance(reasons, pd.Series) else reasons
+    return pd.DataFrame({"row": rows.astype(np.int64), "column": column, "reason": reason})
+
+
+def _parse_labels(
+    df: pd.DataFrame, target_cols: list[str], task_type: str | None
+) -> tuple[np.ndarray, np.ndarray, list[pd.DataFrame], str | None]:
+    """Parse label columns (vectorised). Returns values, missing mask, problems and task type."""
+    n = len(df)
+    values = np.full((n, len(target_cols)), np.nan, dtype=np.float64)
+    missing = np.zeros((n, len(target_cols)), dtype=bool)
+    problems: list[pd.DataFrame] = []
+    text: dict[str, pd.Series] = {}
+    for j, col in enumerate(target_cols):
+        s = df[col].str.strip()
+        text[col] = s
+        miss = s.str.lower().isin(_MISSING_TOKENS).to_numpy()
+        numbers = pd.to_numeric(s.where(~miss, ""), errors="coerce").to_numpy(dtype=np.float64)
+        bad_text = ~miss & np.isnan(numbers)
+        if bad_text.any():
+            idx = np.flatnonzero(bad_text)
+            problems.append(
+                _problems(idx, col, "non-numeric label '" + s.iloc[idx] + f"' in column '{col}'")
+            )
+        nonfinite = np.isinf(numbers)
+        if nonfinite.any():
+            idx = np.flatnonzero(nonfinite)
+            problems.append(
+                _problems(idx, col, "NaN/inf label '" + s.iloc[idx] + f"' in column '{col}'")
+            )
+        huge = np.isfinite(numbers) & (np.abs(numbers) > _FLOAT32_MAX)
+        if huge.any():
+            idx = np.flatnonzero(huge)
+            problems.append(
+                _problems(
+                    idx,
+                    col,
+                    "out-of-range label "
+                    + s.iloc[idx]
+                    + f" in column '{col}' (too large for 32-bit floats)",
+                )
+            )
+        ok = np.isfinite(numbers) & ~huge
+        values[ok, j] = numbers[ok]
+        missing[:, j] = miss
+
+    if task_type is None:
+        good = values[np.isfinite(values)]
+        task_type = infer_task_type(values) if good.size else None
+
+    if task_type == "classification":
+        for j, col in enumerate(target_cols):
+            v = values[:, j]
+            present = np.isfinite(v)
+            has_zero = bool((v[present] == 0).any())
+            has_neg = bool((v[present] == -1).any())
+            if has_neg and not has_zero:
+                v[v == -1] = 0.0  # the -1/1 scheme
+            elif has_neg:
+                idx = np.flatnonzero(v == -1)
+                problems.append(
+                    _problems(
+                        idx,
+                        col,
+                        "ambiguous label "
+                        + text[col].iloc[idx]
+                        + f" in column '{col}' (the column has both 0 and -1; classification "
+                        "labels must be 0/1 or -1/1)",
+                    )
+                )
+                v[idx] = np.nan
+            out = present & ~np.isnan(v) & ~np.isin(v, (0.0, 1.0))
+            if out.any():
+                idx = np.flatnonzero(out)
+                problems.append(
+                    _problems(
+                        idx,
+                        col,
+                        "out-of-range label "
+                        + text[col].iloc[idx]
+                        + f" in column '{col}' (classification labels must be 0/1 or -1/1)",
+                    )
+                )
+                v[idx] = np.nan
+    return values, missing, problems, task_type
+
+
+def _finish(
+    df: pd.DataFrame,
+    where: str,
+    smiles_col: str,
+    canon: np.ndarray,
+    problems: list[pd.DataFrame],
+    values: np.ndarray | None,
+    target_cols: list[str],
+    task_type: str | None,
+    drop_duplicates: bool,
+) -> Table:
+    n = len(df)
+    bad = np.zeros(n, dtype=bool)
+    for p in problems:
+        bad[p["row"].to_numpy()] = True
+    if drop_duplicates:
+        ok = np.flatnonzero(~bad)
+        keys = pd.Series(canon[ok])
+        dup = keys.duplicated(keep="first").to_numpy()
+        if dup.any():
+            first = pd.Series(ok).groupby(keys.to_numpy()).transform("first").to_numpy()
+            rows, firsts = ok[dup], first[dup]
+            reason = (
+                "duplicate of row "
+                + pd.Series(firsts).astype(str)
+                + " (line "
+                + pd.Series(firsts + 2).astype(str)
+                + ", same canonical SMILES"
+            )
+            if values is not None and values.shape[1]:
+                a, b = values[rows], values[firsts]
+                same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+                reason = reason + np.where(same, ")", "; labels differ)")
+            else:
+                reason = reason + ")"
+            problems.append(_problems(rows, smiles_col, reason))
+            bad[rows] = True
+    keep = np.flatnonzero(~bad)
+    input_smiles = df[smiles_col]
+    if problems:
+        bad_rows = pd.concat(problems, ignore_index=True)
+        bad_rows = bad_rows.sort_values("row", kind="stable").reset_index(drop=True)
+        bad_rows.insert(1, "line", bad_rows["row"] + 2)
+        bad_rows.insert(2, "smiles", input_smiles.to_numpy(dtype=object)[bad_rows["row"]])
+        bad_rows = bad_rows[BAD_ROW_COLUMNS]
+    else:
+        bad_rows = _empty_bad_rows()
+    targets = None
+    if values is not None:
+        targets = values[keep].astype(np.float32)
+    return Table(
+        smiles=canon[keep].tolist(),
+        input_smiles=input_smiles.to_numpy(dtype=object)[keep].tolist(),
+        rows=keep.astype(np.int64),
+        targets=targets,
+        target_names=list(target_cols),
+        task_type=task_type,
+        smiles_col=smiles_col,
+        bad_rows=bad_rows,
+        n_input=n,
+        source=where,
+        raw=df,
+    )
+
+
+def _empty_bad_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "row": pd.Series([], dtype=np.int64),
+            "line": pd.Series([], dtype=np.int64),
+            "smiles": pd.Series([], dtype=object),
+            "column": pd.Series([], dtype=object),
+            "reason": pd.Series([], dtype=object),
+        }
+    )
+
+
+def _smiles_problems(
+    df: pd.DataFrame, smiles_col: str, blank: np.ndarray
+) -> tuple[np.ndarray, pd.DataFrame | None]:
+    """Canonicalise each distinct SMILES once; return canonical (None if bad) and the problems."""
+    raw = df[smiles_col]
+    uniques = pd.unique(raw.to_numpy(dtype=object))
+    results = {s: try_canonical_smiles(s) for s in uniques}
+    canon = np.array([results[s][0] for s in raw.to_numpy(dtype=object)], dtype=object)
+    failed = np.flatnonzero(pd.isna(canon))
+    if not failed.size:
+        return canon, None
+    why = [results[s][1] for s in raw.to_numpy(dtype=object)[failed]]
+    reason = [
+        "empty SMILES (blank line)"
+        if is_blank
+        else "empty SMILES"
+        if w == "empty SMILES"
+        else "invalid SMILES (no atoms)"
+        if w and "no atoms" in w
+        else "invalid SMILES (RDKit could not parse it)"
+        for w, is_blank in zip(why, blank[failed], strict=True)
+    ]
+    return canon, _problems(failed, smiles_col, pd.Series(reason, dtype=object))
+
+
+def _describe(bad_rows: pd.DataFrame, limit: int = 5) -> str:
+    items = [
+        f"line {r.line} (row {r.row}): {r.reason}" + (f" [{r.smiles!r}]" if r.smiles else "")
+        for r in bad_rows.head(limit).itertuples()
+    ]
+    more = len(bad_rows) - limit
+    return "; ".join(items) + (f"; and {more} more" if more > 0 else "")
+
+
+def _check_option(value: str | None, allowed: tuple[str, ...], flag: str) -> str | None:
+    if value is None:
+        return None
+    v = str(value).strip().lower()
+    if v not in allowed:
+        raise InvalidInputError(f"{flag} must be one of {', '.join(allowed)}, not '{value}'")
+    return v
+
+
+def read_table(
+    source: str | Path | pd.DataFrame,
+    smiles_col: str | None = None,
+    target_cols: list[str] | None = None,
+    task_type: str | None = None,
+    on_invalid: str = "skip",
+    require_targets: bool = True,
+    drop_duplicates: bool = True,
+) -> Table:
+    """Read and validate a table of SMILES and labels; bad rows go to ``Table.bad_rows``.
+
+    Parameters
+    ----------
+    source : CSV/TSV path (optionally compressed) or a DataFrame.
+    smiles_col : SMILES column; auto-detected when None.
+    target_cols : label columns (a list, or one comma-separated string); auto-detected when None
+        and ``require_targets``.
+    task_type : 'classification' or 'regression'; inferred when None.
+    on_invalid : 'skip' drops bad rows; 'error' raises InvalidInputError if there is any.
+    require_targets : when False and ``target_cols`` is None, read SMILES only; when True, rows
+        without any label are bad ("no labels").
+    drop_duplicates : drop later rows with the canonical SMILES of an earlier valid row.
+
+    Raises InvalidInputError for user errors (missing file or column, no data, no valid rows,
+    bad rows with ``on_invalid='error'``); the exception has ``bad_rows`` when rows are to blame.
+    """
+    on_invalid = _check_option(on_invalid, ON_INVALID, "--on-invalid") or "skip"
+    task_type = _check_option(task_type, TASK_TYPES, "--task")
+    df, where, blank = _load(source)
+
+    if smiles_col is None:
+        smiles_col = detect_smiles_col(df, where=where)
+    else:
+        smiles_col = _resolve_column(df, smiles_col, "--smiles-col", where)
+
+    if isinstance(target_cols, str):
+        target_cols = [target_cols] if target_cols in df.columns else target_cols.split(",")
+    if target_cols is not None:
+        target_cols = [c for c in target_cols if str(c).strip()]
+        if not target_cols:
+            target_cols = None
+    if target_cols is None:
+        target_cols = detect_target_cols(df, smiles_col, where=where) if require_targets else []
+    else:
+        resolved = [_resolve_column(df, c, "--target-cols", where) for c in target_cols]
+        if smiles_col in resolved:
+            raise InvalidInputError(
+                f"column '{smiles_col}' is the SMILES column and cannot also be a target; "
+                "check --smiles-col and --target-cols"
+            )
+        target_cols = list(dict.fromkeys(resolved))
+
+    canon, smiles_bad = _smiles_problems(df, smiles_col, blank)
+    problems = [smiles_bad] if smiles_bad is not None else []
+    values = None
+    if target_cols:
+        values, missing, label_problems, task_type = _parse_labels(df, target_cols, task_type)
+        problems += label_problems
+        if task_type is None and require_targets:
+            raise InvalidInputError(
+                f"the label columns of {where} ({', '.join(target_cols)}) hold no numeric "
+                "labels; check --target-cols"
+            )
+        if require_targets:
+            unlabeled = np.flatnonzero(missing.all(axis=1) & ~blank)
+            if unlabeled.size:
+                problems.append(_problems(unlabeled, "", "no labels"))
+    table = _finish(
+        df,
+        where,
+        smiles_col,
+        canon,
+        problems,
+        values,
+        target_cols,
+        task_type if target_cols else None,
+        drop_duplicates,
+    )
+
+    if table.n_kept == 0:
+        exc = InvalidInputError(
+            f"no valid rows in {where}: all {table.n_input} rows are invalid "
+            f"({table.problems_text()}); first problems: "
+            f"{_describe(table.bad_rows)}; check --smiles-col/--target-cols"
+        )
+        exc.bad_rows = table.bad_rows  # type: ignore[attr-defined]
+        exc.table = table  # type: ignore[attr-defined]
+        raise exc
+    if on_invalid == "error" and len(table.bad_rows):
+        exc = InvalidInputError(
+            f"{table.n_invalid} invalid row(s) in {where}: {_describe(table.bad_rows)}; fix them, "
+            "or pass --on-invalid skip to drop them (they are then listed in bad_rows.csv)"
+        )
+        exc.bad_rows = table.bad_rows  # type: ignore[attr-defined]
+        exc.table = table  # type: ignore[attr-defined]
+        raise exc
+    return table
+
+
+def read_smiles(source: str | Path | pd.DataFrame, smiles_col: str | None = None) -> Table:
+    """Read SMILES for predict/embed: no labels, no dedup, invalid rows only reported in bad_rows.
+
+    ``Table.rows`` maps kept molecules back to input rows (``Table.kept_mask()``), so the caller
+    can write one output row per input row and flag the others. Raises only when the input is
+    unusable (no file, no column, no data) or when not one row holds a valid SMILES.
+    """
+    return read_table(
+        source,
+        smiles_col=smiles_col,
+        target_cols=None,
+        task_type=None,
+        on_invalid="skip",
+        require_targets=False,
+        drop_duplicates=False,
+    )
+
+
+def write_bad_rows(table: Table, path: str | Path) -> None:
+    """Write ``table.bad_rows`` as CSV (header always, even when empty), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bad = table.bad_rows if len(table.bad_rows) else _empty_bad_rows()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", newline="", encoding="utf-8") as fh:
+            bad[BAD_ROW_COLUMNS].to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,146 @@
+"""Model directories: build models from config.json, save/load weights, pre-trained encoders.
+
+A fine-tuned model dir holds ``model.safetensors`` (keys ``encoder.*``, ``head.*``) and
+``config.json``; a pre-trained encoder dir holds ``encoder.safetensors`` and ``config.json``
+with ``"kind": "encoder"``. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from fewmol.chem.featurize import get_featurizer
+from fewmol.errors import ModelFileError
+from fewmol.io.checkpoint import FORMAT, FORMAT_VERSION, load_state_into, load_tensors, read_json
+from fewmol.models.gin import GINEncoder
+from fewmol.models.heads import GraphPropertyModel, LinearHead, MLPHead
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+
+
+def git_commit() -> str | None:
+    """Commit of the fewmol checkout, if it is one (recorded for provenance)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def encoder_hparams(featurizer: str, num_layers: int = 5, dim: int = 300, dropout: float = 0.5,
+                    jk: str = "last") -> dict[str, Any]:
+    """GIN hyper-parameters for a featuriser (vocabulary sizes come from the featuriser)."""
+    spec = get_featurizer(featurizer)
+    return {
+        "atom_dims": list(spec.atom_dims),
+        "bond_dims": list(spec.bond_dims),
+        "self_loop_bond": list(spec.self_loop_bond),
+        "num_layers": num_layers,
+        "dim": dim,
+        "dropout": dropout,
+        "jk": jk,
+    }
+
+
+def build_encoder(hp: dict[str, Any]) -> GINEncoder:
+    """A GINEncoder from its hparams dict."""
+    try:
+        return GINEncoder(**hp)
+    except TypeError as e:
+        raise ModelFileError(f"encoder config does not match this fewmol version: {e}") from None
+
+
+def build_model(config: dict[str, Any]) -> GraphPropertyModel:
+    """A GraphPropertyModel from a model config (``encoder``, ``head``, ``pooling``)."""
+    enc = build_encoder(config["encoder"])
+    head_cfg = config["head"]
+    n_tasks = len(config["target_names"])
+    if head_cfg.get("type", "linear") == "linear":
+        head = LinearHead(enc.out_dim, n_tasks)
+    else:
+        head = MLPHead(enc.out_dim, n_tasks, head_cfg.get("hidden", 300), head_cfg.get("dropout", 0))
+    return GraphPropertyModel(enc, head, config.get("pooling", "mean"))
+
+
+def read_model_config(model_dir: str | Path) -> dict[str, Any]:
+    """config.json of a model dir, checked to be a fewmol model of a readable version."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelFileError(f"model directory not found: {model_dir}")
+    cfg = read_json(model_dir / "config.json", "model config")
+    if cfg.get("format") != FORMAT:
+        raise ModelFileError(f"{model_dir / 'config.json'} is not a fewmol model config")
+    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{model_dir} has format version {cfg.get('format_version')}; this fewmol reads "
+            f"up to {FORMAT_VERSION}"
+        )
+    return cfg
+
+
+def load_model(model_dir: str | Path) -> tuple[GraphPropertyModel, dict[str, Any]]:
+    """Rebuild a fine-tuned model from its dir and load its (best-validation) weights."""
+    model_dir = Path(model_dir)
+    cfg = read_model_config(model_dir)
+    if cfg.get("kind") != "property_model":
+        raise ModelFileError(
+            f"{model_dir} holds a {cfg.get('kind', 'unknown')!r}, not a fine-tuned model; "
+            "use it with `fewmol finetune --init`"
+        )
+    model = build_model(cfg)
+    path = model_dir / "model.safetensors"
+    load_state_into(model, load_tensors(path), str(path))
+    model.eval()
+    return model, cfg
+
+
+def resolve_init(init: str) -> Path:
+    """Path of a pre-trained encoder: a directory, or the name of a checkpoint shipped with fewmol."""
+    p = Path(init)
+    if p.exists():
+        return p
+    named = ASSETS / init
+    if named.is_dir():
+        return named
+    shipped = sorted(d.name for d in ASSETS.iterdir()) if ASSETS.is_dir() else []
+    raise ModelFileError(
+        f"--init {init!r} is neither a directory nor a checkpoint shipped with fewmol "
+        f"(shipped: {', '.join(shipped) if shipped else 'none in this version'})"
+    )
+
+
+def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any]]:
+    """Load a pre-trained GIN encoder (encoder dir, or the encoder of a fine-tuned model dir)."""
+    d = resolve_init(str(init))
+    cfg = read_model_config(d)
+    if (d / "encoder.safetensors").exists():
+        tensors = load_tensors(d / "encoder.safetensors")
+        hp = cfg["encoder"]
+    elif (d / "model.safetensors").exists():
+        tensors = {
+            k[len("encoder.") :]: v
+            for k, v in load_tensors(d / "model.safetensors").items()
+            if k.startswith("encoder.")
+        }
+        hp = cfg["encoder"]
+    else:
+        raise ModelFileError(f"{d} has neither encoder.safetensors nor model.safetensors")
+    enc = build_encoder(hp)
+    load_state_into(enc, tensors, str(d))
+    return enc, cfg
+
+
+def is_model_dir(path: str | Path) -> bool:
+    """Whether ``path`` looks like a fine-tuned fewmol model dir."""
+    return os.path.isfile(Path(path) / "config.json") and os.path.isfile(
+        Path(path) / "model.safetensors"
+    )
