@@ -12,7 +12,9 @@ class InvalidInputError(FewmolError, ValueError):
 class InvalidSmilesError(InvalidInputError):
     """A SMILES string that RDKit cannot parse."""
 
-    def __init__(self, smiles: str, index: int | None = None, reason: str = "RDKit could not parse it"):
+    def __init__(
+        self, smiles: str, index: int | None = None, reason: str = "RDKit could not parse it"
+    ):
         where = f" at row {index}" if index is not None else ""
         super().__init__(f"invalid SMILES{where}: {smiles!r} ({reason})")
         self.smiles = smiles

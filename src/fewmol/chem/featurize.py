@@ -103,9 +103,7 @@ def featurize_hu2019(mol: Chem.Mol, has_stereo: bool = True) -> MolGraph:
                 dirs[(b.GetBeginAtomIdx(), b.GetEndAtomIdx())] = d
                 dirs[(b.GetEndAtomIdx(), b.GetBeginAtomIdx())] = d
         if dirs:
-            bdir = np.array(
-                [dirs.get((s, t), 0) for s, t in edge_index.T.tolist()], dtype=np.int64
-            )
+            bdir = np.array([dirs.get((s, t), 0) for s, t in edge_index.T.tolist()], dtype=np.int64)
     return MolGraph(x, edge_index, np.stack([btype, bdir], axis=1))
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 
 import typer
 
+from fewmol.cli import bench as bench_cli
 from fewmol.cli import data as data_cli
 from fewmol.cli.embed import embed
 from fewmol.cli.finetune import finetune
@@ -24,14 +24,21 @@ app.command(no_args_is_help=True)(finetune)
 app.command(no_args_is_help=True)(predict)
 app.command(no_args_is_help=True)(embed)
 app.add_typer(data_cli.app, name="data", help="Named datasets: list and locate them.")
+app.add_typer(bench_cli.app, name="bench", help="Reproduce the paper tables (resumable).")
 
 
+def _quiet_libraries() -> None:
+    """Keep Lightning's banners and library deprecation chatter out of users' terminals."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+_quiet_libraries()
 
 
 def main() -> None:
     """Entry point of the `fewmol` console script."""
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    warnings.filterwarnings("ignore")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     app()

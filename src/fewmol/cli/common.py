@@ -10,8 +10,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from fewmol.data import registry
-from fewmol.data.tables import Table, read_table, write_bad_rows
+from fewmol.data.load import load_dataset  # noqa: F401  (re-exported for commands)
+from fewmol.data.tables import Table, write_bad_rows
 from fewmol.errors import FewmolError, InvalidInputError
 
 err_console = Console(stderr=True)
@@ -44,42 +44,12 @@ def parse_seeds(value: str) -> list[int]:
     try:
         seeds = [int(v) for v in split_list(value) or []]
     except ValueError:
-        raise InvalidInputError(f"--seeds must be comma-separated integers, got {value!r}") from None
+        raise InvalidInputError(
+            f"--seeds must be comma-separated integers, got {value!r}"
+        ) from None
     if not seeds:
         raise InvalidInputError("--seeds needs at least one integer")
     return seeds
-
-
-def load_dataset(
-    data: str,
-    smiles_col: str | None,
-    target_cols: list[str] | None,
-    task: str | None,
-    on_invalid: str,
-    data_dir: Path | None,
-) -> tuple[Table, dict]:
-    """Read DATA (a CSV path or a registry name) into a validated Table plus provenance info."""
-    path = Path(data)
-    if path.exists() or not registry.is_registered(data):
-        if not path.exists():
-            raise InvalidInputError(
-                f"{data!r} is neither a file nor a known dataset "
-                f"(known: {', '.join(registry.names())})"
-            )
-        table = read_table(path, smiles_col, target_cols, task, on_invalid)
-        return table, {"source": str(path.resolve()), "name": path.stem}
-    spec = registry.get_spec(data)
-    if spec.task_type not in ("classification", "regression"):
-        raise InvalidInputError(
-            f"dataset {spec.name!r} is a {spec.task_type} dataset; `fewmol finetune` takes "
-            "classification or regression sets"
-        )
-    frame = registry.load_frame(spec.name, data_dir, target_cols=target_cols)
-    cols = target_cols or list(registry.resolve_target_cols(spec, frame.columns))
-    # The registry frame holds floats: pass them as text so validation sees the same cells.
-    table = read_table(frame, spec.smiles_col, cols, task or spec.task_type, on_invalid)
-    return table, {"source": spec.name, "name": spec.name, "url": spec.url, "metric": spec.metric,
-                   "default_split": spec.split}
 
 
 def report_bad_rows(table: Table, out_dir: Path) -> None:

@@ -98,18 +98,31 @@ def finetune(
             raise InvalidInputError(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
-        table, info = load_dataset(data, smiles_col, split_list(target_cols), task, on_invalid,
-                                   data_dir)
+        table, info = load_dataset(
+            data, smiles_col, split_list(target_cols), task, on_invalid, data_dir
+        )
         report_bad_rows(table, out)
         graphs = featurize_table(table, featurizer, workers)
         all_metrics = []
         for seed in seed_list:
             cfg = FinetuneConfig(
-                epochs=epochs, batch_size=batch_size, lr=lr, encoder_lr=encoder_lr,
-                weight_decay=weight_decay, dropout=dropout, num_layers=num_layers, dim=hidden,
-                featurizer=featurizer, seed=seed, init=init, workers=workers,
-                accelerator=accelerator, devices=devices, strategy=strategy,
-                num_nodes=num_nodes, progress=not quiet,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                encoder_lr=encoder_lr,
+                weight_decay=weight_decay,
+                dropout=dropout,
+                num_layers=num_layers,
+                dim=hidden,
+                featurizer=featurizer,
+                seed=seed,
+                init=init,
+                workers=workers,
+                accelerator=accelerator,
+                devices=devices,
+                strategy=strategy,
+                num_nodes=num_nodes,
+                progress=not quiet,
                 extra={"split": split, "on_invalid": on_invalid},
             )
             the_split = resolve_split(split, table, data, seed)

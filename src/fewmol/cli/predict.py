@@ -25,6 +25,8 @@ def predict(
         df = predict_table(model_dir, table, workers)
         write_text(out, df.to_csv(index=False))
         if table.n_invalid:
-            err_console.print(f"{table.n_invalid} rows could not be predicted "
-                              "(valid=False, reason in the 'error' column)")
+            err_console.print(
+                f"{table.n_invalid} rows could not be predicted "
+                "(valid=False, reason in the 'error' column)"
+            )
         console.print(f"wrote {len(df)} rows to {out}")

@@ -99,8 +99,16 @@ class GraphDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""
-        return make_loader(self.graphs, self.split.train, self.y, self.batch_size, True,
-                           self.seed, self.epoch_offset, self.num_workers)
+        return make_loader(
+            self.graphs,
+            self.split.train,
+            self.y,
+            self.batch_size,
+            True,
+            self.seed,
+            self.epoch_offset,
+            self.num_workers,
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
         """[valid, test] loaders; a part with no molecules is skipped by the module."""

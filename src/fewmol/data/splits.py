@@ -15,8 +15,16 @@ from fewmol.chem.scaffold import scaffolds
 from fewmol.errors import InvalidInputError
 
 SPLIT_NAMES = ("train", "valid", "test")
-_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid",
-            "validation": "valid", "dev": "valid", "test": "test", "testing": "test"}
+_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "valid": "valid",
+    "val": "valid",
+    "validation": "valid",
+    "dev": "valid",
+    "test": "test",
+    "testing": "test",
+}
 
 
 @dataclass
@@ -50,8 +58,9 @@ class Split:
 
 def _check_fracs(fracs: Sequence[float]) -> None:
     if len(fracs) != 3 or any(f < 0 for f in fracs) or abs(sum(fracs) - 1.0) > 1e-6:
-        raise InvalidInputError(f"split fractions must be 3 non-negative numbers summing to 1, "
-                                f"got {tuple(fracs)}")
+        raise InvalidInputError(
+            f"split fractions must be 3 non-negative numbers summing to 1, got {tuple(fracs)}"
+        )
 
 
 def scaffold_split(smiles: Sequence[str], fracs: Sequence[float] = (0.8, 0.1, 0.1)) -> Split:

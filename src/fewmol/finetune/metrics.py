@@ -7,8 +7,15 @@ from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
 
 CLASSIFICATION_METRICS = ("roc_auc", "prc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
-HIGHER_IS_BETTER = {"roc_auc": True, "prc_auc": True, "rmse": False, "mae": False, "r2": True,
-                    "mse": False, "loss": False}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "prc_auc": True,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+    "mse": False,
+    "loss": False,
+}
 
 
 def _check(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -105,8 +105,14 @@ class _Recorder(L.Callback):
 class FinetuneRun:
     """State of one fine-tuning run in ``out_dir`` (fresh or resumed)."""
 
-    def __init__(self, table: Table, split: Split, cfg: FinetuneConfig, out_dir: Path,
-                 data_info: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        table: Table,
+        split: Split,
+        cfg: FinetuneConfig,
+        out_dir: Path,
+        data_info: dict[str, Any] | None = None,
+    ):
         if table.targets is None or table.task_type is None:
             raise InvalidInputError("fine-tuning needs target columns")
         if len(split.train) == 0:
@@ -130,8 +136,13 @@ class FinetuneRun:
         enc_hp = (
             dict(init_cfg["encoder"], dropout=self.cfg.dropout)
             if init_cfg
-            else encoder_hparams(self.cfg.featurizer, self.cfg.num_layers, self.cfg.dim,
-                                 self.cfg.dropout, self.cfg.jk)
+            else encoder_hparams(
+                self.cfg.featurizer,
+                self.cfg.num_layers,
+                self.cfg.dim,
+                self.cfg.dropout,
+                self.cfg.jk,
+            )
         )
         return {
             "format": FORMAT,
@@ -163,7 +174,9 @@ class FinetuneRun:
         if valid is None:  # no validation split: the last epoch is the model
             improved = True
         else:
-            improved = self.best["epoch"] is None or is_better(self.metric, valid, self.best["valid"])
+            improved = self.best["epoch"] is None or is_better(
+                self.metric, valid, self.best["valid"]
+            )
         if improved:
             self.best = {"epoch": row["epoch"], "valid": valid}
             save_tensors(self.out_dir / "model.safetensors", module.model.state_dict())
@@ -223,8 +236,9 @@ class FinetuneRun:
         model = build_model(config)
         if init_cfg:
             model.encoder.load_state_dict(encoder.state_dict())
-        module = FinetuneModule(model, self.task_type, cfg.lr, cfg.weight_decay, cfg.encoder_lr,
-                                y_mean, y_std)
+        module = FinetuneModule(
+            model, self.task_type, cfg.lr, cfg.weight_decay, cfg.encoder_lr, y_mean, y_std
+        )
 
         if resume and (self.ckpt_dir / "last.json").exists():
             old = read_json(self.out_dir / "config.json", "model config")
@@ -240,8 +254,15 @@ class FinetuneRun:
 
         remaining = cfg.epochs - self.epochs_done
         if remaining > 0:
-            dm = GraphDataModule(graphs, y, self.split, cfg.batch_size, cfg.eval_batch_size,
-                                 cfg.seed, epoch_offset=self.epochs_done)
+            dm = GraphDataModule(
+                graphs,
+                y,
+                self.split,
+                cfg.batch_size,
+                cfg.eval_batch_size,
+                cfg.seed,
+                epoch_offset=self.epochs_done,
+            )
             trainer = L.Trainer(
                 max_epochs=remaining,
                 accelerator=cfg.accelerator,
@@ -304,8 +325,9 @@ class FinetuneRun:
         part = np.full(len(self.table.smiles), "", dtype=object)
         for name in ("train", "valid", "test"):
             part[getattr(self.split, name)] = name
-        df = pd.DataFrame({"row": self.table.rows, "smiles": self.table.input_smiles,
-                           "split": part})
+        df = pd.DataFrame(
+            {"row": self.table.rows, "smiles": self.table.input_smiles, "split": part}
+        )
         for t, name in enumerate(self.table.target_names):
             df[name] = self.table.targets[:, t]
             df[f"{name}_pred"] = preds[:, t]
@@ -341,9 +363,15 @@ def featurize_table(table: Table, featurizer: str = "hu2019", workers: int = 1) 
     return featurize_to_graphset(table.smiles, featurizer, workers=workers)
 
 
-def finetune(table: Table, split: Split, cfg: FinetuneConfig, out_dir: str | Path,
-             resume: bool = False, data_info: dict[str, Any] | None = None,
-             graphs: GraphSet | None = None) -> dict[str, Any]:
+def finetune(
+    table: Table,
+    split: Split,
+    cfg: FinetuneConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    data_info: dict[str, Any] | None = None,
+    graphs: GraphSet | None = None,
+) -> dict[str, Any]:
     """Fine-tune one model into ``out_dir``; return its metrics dict."""
     if graphs is None:
         graphs = featurize_table(table, cfg.featurizer, cfg.workers)
@@ -361,6 +389,9 @@ def summarize_seeds(metrics: list[dict[str, Any]]) -> dict[str, Any]:
             vals = [m[key].get(n) for m in metrics]
             vals = [float(v) for v in vals if v is not None and not math.isnan(float(v))]
             if vals:
-                out[key][n] = {"mean": float(np.mean(vals)), "std": float(np.std(vals)),
-                               "values": vals}
+                out[key][n] = {
+                    "mean": float(np.mean(vals)),
+                    "std": float(np.std(vals)),
+                    "values": vals,
+                }
     return out

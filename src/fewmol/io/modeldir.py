@@ -36,8 +36,9 @@ def git_commit() -> str | None:
         return None
 
 
-def encoder_hparams(featurizer: str, num_layers: int = 5, dim: int = 300, dropout: float = 0.5,
-                    jk: str = "last") -> dict[str, Any]:
+def encoder_hparams(
+    featurizer: str, num_layers: int = 5, dim: int = 300, dropout: float = 0.5, jk: str = "last"
+) -> dict[str, Any]:
     """GIN hyper-parameters for a featuriser (vocabulary sizes come from the featuriser)."""
     spec = get_featurizer(featurizer)
     return {
@@ -67,7 +68,9 @@ def build_model(config: dict[str, Any]) -> GraphPropertyModel:
     if head_cfg.get("type", "linear") == "linear":
         head = LinearHead(enc.out_dim, n_tasks)
     else:
-        head = MLPHead(enc.out_dim, n_tasks, head_cfg.get("hidden", 300), head_cfg.get("dropout", 0))
+        head = MLPHead(
+            enc.out_dim, n_tasks, head_cfg.get("hidden", 300), head_cfg.get("dropout", 0)
+        )
     return GraphPropertyModel(enc, head, config.get("pooling", "mean"))
 
 
@@ -104,7 +107,7 @@ def load_model(model_dir: str | Path) -> tuple[GraphPropertyModel, dict[str, Any
 
 
 def resolve_init(init: str) -> Path:
-    """Path of a pre-trained encoder: a directory, or the name of a checkpoint shipped with fewmol."""
+    """Path of a pre-trained encoder: a directory, or the name of a checkpoint shipped."""
     p = Path(init)
     if p.exists():
         return p

@@ -1,0 +1,55 @@
+"""Load DATA given as a CSV path or a registry name into a validated Table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fewmol.data import registry
+from fewmol.data.tables import Table, read_table
+from fewmol.errors import InvalidInputError
+
+
+def load_dataset(
+    data: str,
+    smiles_col: str | None,
+    target_cols: list[str] | None,
+    task: str | None,
+    on_invalid: str = "skip",
+    data_dir: Path | None = None,
+    drop_duplicates: bool = True,
+) -> tuple[Table, dict]:
+    """Read DATA (a CSV path or a registry name) into a validated Table plus provenance info."""
+    path = Path(data)
+    if path.exists() or not registry.is_registered(data):
+        if not path.exists():
+            raise InvalidInputError(
+                f"{data!r} is neither a file nor a known dataset "
+                f"(known: {', '.join(registry.names())})"
+            )
+        table = read_table(
+            path, smiles_col, target_cols, task, on_invalid, drop_duplicates=drop_duplicates
+        )
+        return table, {"source": str(path.resolve()), "name": path.stem}
+    spec = registry.get_spec(data)
+    if spec.task_type not in ("classification", "regression"):
+        raise InvalidInputError(
+            f"dataset {spec.name!r} is a {spec.task_type} dataset; `fewmol finetune` takes "
+            "classification or regression sets"
+        )
+    frame = registry.load_frame(spec.name, data_dir, target_cols=target_cols)
+    cols = target_cols or list(registry.resolve_target_cols(spec, frame.columns))
+    table = read_table(
+        frame,
+        spec.smiles_col,
+        cols,
+        task or spec.task_type,
+        on_invalid,
+        drop_duplicates=drop_duplicates,
+    )
+    return table, {
+        "source": spec.name,
+        "name": spec.name,
+        "url": spec.url,
+        "metric": spec.metric,
+        "default_split": spec.split,
+    }
