@@ -94,14 +94,21 @@ class FinetuneModule(L.LightningModule):
             (batch.y.cpu().numpy(), pred.cpu().numpy())
         )
 
+    def _gather(self, a: np.ndarray) -> np.ndarray:
+        """Concatenate an array over DDP ranks (each rank holds an equal, padded shard)."""
+        if self.trainer.world_size <= 1:
+            return a
+        g = self.all_gather(torch.from_numpy(np.ascontiguousarray(a)).to(self.device))
+        return g.reshape(-1, *a.shape[1:]).cpu().numpy()
+
     def on_validation_epoch_end(self) -> None:
         """Score valid and test; results land in ``epoch_metrics``."""
         for k, part in ((0, "valid"), (1, "test")):
             buf = self._eval_buf.get(k)
             if not buf:
                 continue
-            y = np.concatenate([b[0] for b in buf])
-            p = np.concatenate([b[1] for b in buf])
+            y = self._gather(np.concatenate([b[0] for b in buf]))
+            p = self._gather(np.concatenate([b[1] for b in buf]))
             for name, v in evaluate(self.task_type, y, p).items():
                 self.epoch_metrics[f"{part}_{name}"] = v
         self._eval_buf = {}
