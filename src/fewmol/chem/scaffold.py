@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
+
+from fewmol.chem.mol import mol_from_smiles
 
 
 def murcko_scaffold(smiles: str, include_chirality: bool = True) -> str:
     """Canonical SMILES of the Bemis–Murcko scaffold ('' for acyclic molecules)."""
-    mol = Chem.MolFromSmiles(smiles)
-    if mol is None:
-        raise ValueError(f"cannot compute a scaffold for invalid SMILES {smiles!r}")
+    mol = mol_from_smiles(smiles)
     return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=include_chirality)
 
 

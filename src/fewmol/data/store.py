@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,6 +22,8 @@ from fewmol.chem.featurize import featurize_many, get_featurizer
 from fewmol.data.collate import GraphSet
 
 CHUNK = 4096
+# what np.load raises on a truncated, empty or garbled .npz: treat as a cache miss
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def cache_root() -> Path:
@@ -79,7 +82,7 @@ def featurize_to_graphset(
     if cache and final.exists():
         try:
             return load_graphset(final)
-        except (OSError, ValueError, KeyError):
+        except _UNREADABLE:
             final.unlink(missing_ok=True)  # corrupt cache entry: rebuild it
     chunks = [smiles[i : i + CHUNK] for i in range(0, len(smiles), CHUNK)]
     parts_dir = root / f"{key}.parts"
@@ -91,7 +94,7 @@ def featurize_to_graphset(
             try:
                 parts[k] = load_graphset(p)
                 continue
-            except (OSError, ValueError, KeyError):
+            except _UNREADABLE:
                 p.unlink(missing_ok=True)
         todo.append(k)
     if workers > 1 and len(todo) > 1:

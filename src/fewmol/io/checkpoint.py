@@ -103,12 +103,21 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} was not written by fewmol (no '{FORMAT}' header)")
-    if int(meta.get("format_version", -1)) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has format version {meta.get('format_version')}, this fewmol reads "
-            f"up to {FORMAT_VERSION}; upgrade fewmol"
-        )
+    check_format_version(meta.get("format_version"), str(path))
     return tensors
+
+
+def check_format_version(version: object, where: str) -> None:
+    """Raise ModelFileError unless ``version`` is an integer this fewmol can read."""
+    try:
+        v = int(str(version))
+    except ValueError:
+        raise ModelFileError(f"{where} has an unreadable format version {version!r}") from None
+    if v > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{where} has format version {v}; this fewmol reads up to {FORMAT_VERSION}; "
+            "upgrade fewmol"
+        )
 
 
 def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str = ""):

@@ -14,7 +14,13 @@ from typing import Any
 
 from fewmol.chem.featurize import get_featurizer
 from fewmol.errors import ModelFileError
-from fewmol.io.checkpoint import FORMAT, FORMAT_VERSION, load_state_into, load_tensors, read_json
+from fewmol.io.checkpoint import (
+    FORMAT,
+    check_format_version,
+    load_state_into,
+    load_tensors,
+    read_json,
+)
 from fewmol.models.gin import GINEncoder
 from fewmol.models.heads import GraphPropertyModel, LinearHead, MLPHead
 
@@ -82,11 +88,7 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
     cfg = read_json(model_dir / "config.json", "model config")
     if cfg.get("format") != FORMAT:
         raise ModelFileError(f"{model_dir / 'config.json'} is not a fewmol model config")
-    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{model_dir} has format version {cfg.get('format_version')}; this fewmol reads "
-            f"up to {FORMAT_VERSION}"
-        )
+    check_format_version(cfg.get("format_version"), str(model_dir / "config.json"))
     return cfg
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -116,22 +115,13 @@ def _corrupt_bitflip(data: bytes) -> bytes:
     return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
 
 
-TRUNCATION_BUG = pytest.mark.xfail(
-    reason="store.py catches only (OSError, ValueError, KeyError) around load_graphset; a "
-    "truncated/empty/bit-flipped npz raises zipfile.BadZipFile or EOFError instead of being "
-    "rebuilt",
-    strict=True,
-    raises=(zipfile.BadZipFile, EOFError),
-)
-
-
 @pytest.mark.parametrize(
     "corrupt",
     [
         _corrupt_garbage,
-        pytest.param(_corrupt_truncated, marks=TRUNCATION_BUG),
-        pytest.param(_corrupt_empty, marks=TRUNCATION_BUG),
-        pytest.param(_corrupt_bitflip, marks=TRUNCATION_BUG),
+        _corrupt_truncated,
+        _corrupt_empty,
+        _corrupt_bitflip,
     ],
 )
 def test_corrupted_cache_file_is_rebuilt(tmp_path: Path, monkeypatch, corrupt) -> None:
@@ -188,9 +178,7 @@ def test_resume_computes_only_missing_chunks(tmp_path: Path, monkeypatch) -> Non
     assert _files(tmp_path) == [tmp_path / "hu2019" / f"{key}.npz"]
 
 
-@pytest.mark.parametrize(
-    "corrupt", [_corrupt_garbage, pytest.param(_corrupt_truncated, marks=TRUNCATION_BUG)]
-)
+@pytest.mark.parametrize("corrupt", [_corrupt_garbage, _corrupt_truncated])
 def test_resume_uses_part_contents_and_rebuilds_bad_parts(
     tmp_path: Path, monkeypatch, corrupt
 ) -> None:
