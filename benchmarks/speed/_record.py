@@ -23,8 +23,12 @@ HEADER = (
 def provenance(command: str) -> str:
     """One line of provenance for a section."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=RESULTS.parent).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=RESULTS.parent,
+        ).stdout.strip()
     except OSError:
         commit = "?"
     cpu = platform.processor() or platform.machine()
@@ -42,8 +46,7 @@ def write_section(name: str, body: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     block = f"{start}\n{body.rstrip()}\n{end}"
     if start in text:
-        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text,
-                      flags=re.S)
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,10 @@ class PygGIN(nn.Module):
         self.atom = CategoricalEmbedding(atom_dims, dim)
         self.bond = nn.ModuleList(CategoricalEmbedding(bond_dims, dim) for _ in range(layers))
         self.convs = nn.ModuleList(
-            GINEConv(nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim)),
-                     train_eps=False)
+            GINEConv(
+                nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim)),
+                train_eps=False,
+            )
             for _ in range(layers)
         )
         self.bns = nn.ModuleList(nn.BatchNorm1d(dim) for _ in range(layers))
@@ -86,8 +88,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     lines = []
     for bs in (32, 256):
-        batches = [graphs.collate(rng.choice(len(graphs), bs, replace=False))
-                   for _ in range(args.steps)]
+        batches = [
+            graphs.collate(rng.choice(len(graphs), bs, replace=False)) for _ in range(args.steps)
+        ]
         fn, m_ours = ours(spec.atom_dims, spec.bond_dims, spec.self_loop_bond)
         m_pyg = PygGIN(spec.atom_dims, spec.bond_dims)
         n_ours = sum(p.numel() for p in m_ours.parameters())
@@ -98,8 +101,9 @@ def main() -> None:
             res["PyG GINEConv"].append(throughput(m_pyg, list(m_pyg.parameters()), batches))
         for k, v in res.items():
             params = n_ours if k.startswith("fewmol") else n_pyg
-            lines.append(f"| {k} | {bs} | {np.median(v):,.0f} | {min(v):,.0f}-{max(v):,.0f} "
-                         f"| {params:,} |")
+            lines.append(
+                f"| {k} | {bs} | {np.median(v):,.0f} | {min(v):,.0f}-{max(v):,.0f} | {params:,} |"
+            )
     body = (
         "## GIN training throughput (`benchmarks/speed/gin_speed.py`)\n\n"
         "Forward + backward + Adam step on BBBP batches (hu2019 features), 5 layers x 300, "
@@ -107,7 +111,8 @@ def main() -> None:
         "PyG's GINEConv applies ReLU to (x_j + e_ji) and uses its (1+eps) self term; ours is the "
         "pretrain-gnns layer (self loop as an edge type). Molecules/s:\n\n"
         "| model | batch | median mol/s | range | parameters |\n|---|---|---|---|---|\n"
-        + "\n".join(lines) + "\n\n"
+        + "\n".join(lines)
+        + "\n\n"
         + provenance(f"python benchmarks/speed/gin_speed.py --steps {args.steps}")
     )
     print(body)
