@@ -7,11 +7,13 @@ an unfinished cell resumes from its own checkpoint in the work dir.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,48 @@ def _done(path: Path, epochs: int) -> bool:
         return json.loads(path.read_text()).get("epochs") == epochs
     except (OSError, json.JSONDecodeError):
         return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def cell_lock(run_dir: Path) -> Iterator[bool]:
+    """Claim a grid cell for this process (True), or report that a live process holds it.
+
+    Lets several ``fewmol bench run`` workers share one grid; a lock left by a killed
+    process (its PID no longer alive) is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                yield False
+                return
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
 
 
 def init_for(method: str, pretrained: dict[str, str]) -> str | None:
@@ -94,59 +138,106 @@ def run_grid(
             graphs = featurize_table(table, featurizer, workers)
             split = make_split(protocol.split, table.smiles)
             for method, seed in todo:
-                t0 = time.time()
-                log(f"{dataset} / {method} / seed {seed}: {epochs} epochs on {len(table)} mols")
-                cfg = FinetuneConfig(
-                    epochs=epochs,
-                    batch_size=protocol.batch_size,
-                    lr=protocol.lr,
-                    dropout=protocol.dropout,
-                    featurizer=featurizer,
-                    seed=seed,
-                    init=init_for(method, pretrained),
-                    select_metric=protocol.metric,
-                    progress=progress,
-                    accelerator=accelerator,
-                    extra={"protocol": protocol.name, "method": method},
-                )
                 run_dir = Path(work) / protocol.name / method / dataset / f"seed{seed}"
-                m = finetune(table, split, cfg, run_dir, resume=True, data_info=info, graphs=graphs)
-                record = {
-                    "protocol": protocol.name,
-                    "method": method,
-                    "dataset": dataset,
-                    "seed": seed,
-                    "metric": protocol.metric,
-                    "test": m["test_at_best_valid"].get(protocol.metric),
-                    "test_at_last_epoch": m["test_at_last_epoch"].get(protocol.metric),
-                    "valid": m["best_valid"].get(protocol.metric),
-                    "best_epoch": m["best_epoch"],
-                    "epochs": epochs,
-                    "paper_epochs": protocol.epochs,
-                    "n_molecules": m["n_molecules"],
-                    "n_input_rows": table.n_input,
-                    "split": protocol.split,
-                    "split_sizes": m["split_sizes"],
-                    "featurizer": featurizer,
-                    "init": cfg.init,
-                    "batch_size": protocol.batch_size,
-                    "lr": protocol.lr,
-                    "wall_time_s": m["wall_time_s"],
-                    "session_wall_s": round(time.time() - t0, 1),
-                    "hardware": hardware(),
-                    "git_commit": git_commit(),
-                    "command": command,
-                    "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-                write_json(result_path(results, protocol.name, method, dataset, seed), record)
-                test = record["test"]
-                log(
-                    f"  -> test {protocol.metric} {test if test is None else round(test, 4)} "
-                    f"(best epoch {record['best_epoch']}, {m['wall_time_s']:.0f} s)"
-                )
+                with cell_lock(run_dir) as mine:
+                    if not mine:
+                        log(f"{dataset} / {method} / seed {seed}: another worker has it; skipped")
+                        continue
+                    if _done(result_path(results, protocol.name, method, dataset, seed), epochs):
+                        continue
+                    _run_cell(
+                        protocol,
+                        method,
+                        dataset,
+                        seed,
+                        epochs,
+                        table,
+                        info,
+                        graphs,
+                        split,
+                        run_dir,
+                        results,
+                        pretrained,
+                        featurizer,
+                        progress,
+                        accelerator,
+                        command,
+                        log,
+                    )
         for method in methods:
             for seed in seeds:
                 p = result_path(results, protocol.name, method, dataset, seed)
                 if p.exists():
                     records.append(json.loads(p.read_text()))
     return records
+
+
+def _run_cell(
+    protocol: Protocol,
+    method: str,
+    dataset: str,
+    seed: int,
+    epochs: int,
+    table,
+    info: dict,
+    graphs,
+    split,
+    run_dir: Path,
+    results: Path,
+    pretrained: dict[str, str],
+    featurizer: str,
+    progress: bool,
+    accelerator: str,
+    command: str,
+    log: Callable[[str], None],
+) -> None:
+    """Fine-tune one (dataset, method, seed) cell and write its result JSON."""
+    t0 = time.time()
+    log(f"{dataset} / {method} / seed {seed}: {epochs} epochs on {len(table)} mols")
+    cfg = FinetuneConfig(
+        epochs=epochs,
+        batch_size=protocol.batch_size,
+        lr=protocol.lr,
+        dropout=protocol.dropout,
+        featurizer=featurizer,
+        seed=seed,
+        init=init_for(method, pretrained),
+        select_metric=protocol.metric,
+        progress=progress,
+        accelerator=accelerator,
+        extra={"protocol": protocol.name, "method": method},
+    )
+    m = finetune(table, split, cfg, run_dir, resume=True, data_info=info, graphs=graphs)
+    record = {
+        "protocol": protocol.name,
+        "method": method,
+        "dataset": dataset,
+        "seed": seed,
+        "metric": protocol.metric,
+        "test": m["test_at_best_valid"].get(protocol.metric),
+        "test_at_last_epoch": m["test_at_last_epoch"].get(protocol.metric),
+        "valid": m["best_valid"].get(protocol.metric),
+        "best_epoch": m["best_epoch"],
+        "epochs": epochs,
+        "paper_epochs": protocol.epochs,
+        "n_molecules": m["n_molecules"],
+        "n_input_rows": table.n_input,
+        "split": protocol.split,
+        "split_sizes": m["split_sizes"],
+        "featurizer": featurizer,
+        "init": cfg.init,
+        "batch_size": protocol.batch_size,
+        "lr": protocol.lr,
+        "wall_time_s": m["wall_time_s"],
+        "session_wall_s": round(time.time() - t0, 1),
+        "hardware": hardware(),
+        "git_commit": git_commit(),
+        "command": command,
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json(result_path(results, protocol.name, method, dataset, seed), record)
+    test = record["test"]
+    log(
+        f"  -> test {protocol.metric} {test if test is None else round(test, 4)} "
+        f"(best epoch {record['best_epoch']}, {m['wall_time_s']:.0f} s)"
+    )

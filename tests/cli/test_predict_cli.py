@@ -1,0 +1,206 @@
+"""`fewmol predict` and `fewmol embed` through typer's CliRunner on tiny trained models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fewmol.cli import app
+
+pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")]
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+TINY = DATA / "tiny.csv"
+TINY_REG = DATA / "tiny_regression.csv"
+SMALL = ["--num-layers", "2", "--hidden", "32", "--batch-size", "16", "-q"]
+SMALL += ["--accelerator", "cpu", "--split", "random", "--dropout", "0"]
+TASKS = ["Acid (active=1)", "N-count > 0 [class]"]
+INVALID = [43, 47, 51, 55]  # bad SMILES and the empty one; duplicates / unlabelled rows are fine
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _ok(args: list[str]):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    err = " ".join(result.stderr.split())
+    assert err.startswith("error:"), err
+    for f in fragments:
+        assert f in err, (f, err)
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("predict")
+
+
+@pytest.fixture(scope="module")
+def cls_model(tmp) -> Path:
+    out = tmp / "cls"
+    _ok(["finetune", TINY, "--out", out, "--epochs", "3", *SMALL])
+    return out
+
+
+@pytest.fixture(scope="module")
+def reg_data(tmp) -> Path:
+    """The regression fixture with logP + 10, so values in training units are far from 0."""
+    df = pd.read_csv(TINY_REG, dtype=str, keep_default_na=False)
+    col = "logP (Crippen)"
+    num = pd.to_numeric(df[col], errors="coerce")
+    df[col] = [f"{v + 10:.2f}" if np.isfinite(v) else s for v, s in zip(num, df[col])]
+    path = tmp / "shifted.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reg_model(tmp, reg_data) -> Path:
+    out = tmp / "reg"
+    _ok(["finetune", reg_data, "--out", out, "--epochs", "5", *SMALL])
+    return out
+
+
+@pytest.fixture(scope="module")
+def seeds_model(tmp) -> Path:
+    out = tmp / "seeds"
+    _ok(["finetune", TINY, "--out", out, "--epochs", "2", "--seeds", "0,1", *SMALL])
+    return out
+
+
+def _predict(model: Path, data: Path, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run predict; return the output read as numbers and as raw text."""
+    _ok(["predict", model, data, "--out", out])
+    return pd.read_csv(out), pd.read_csv(out, dtype=str, keep_default_na=False)
+
+
+def test_predict_keeps_every_input_row_in_order(cls_model, tmp_path) -> None:
+    df, text = _predict(cls_model, TINY, tmp_path / "p.csv")
+    inp = pd.read_csv(TINY, dtype=str, keep_default_na=False)
+    assert len(df) == len(inp) == 76
+    assert df["row"].tolist() == list(range(76))
+    assert text.columns[0] == "row"
+    for col in inp.columns:  # every input column passes through unchanged
+        assert text[col].tolist() == inp[col].tolist(), col
+    assert [f"{t}_pred" for t in TASKS] == [c for c in df.columns if c.endswith("_pred")]
+
+
+def test_predict_flags_invalid_rows(cls_model, tmp_path) -> None:
+    df, text = _predict(cls_model, TINY, tmp_path / "p.csv")
+    assert df.index[~df["valid"]].tolist() == INVALID
+    assert (text.loc[INVALID, "error"].str.len() > 0).all()
+    assert text.loc[43, "error"].startswith("invalid SMILES")
+    assert text.loc[55, "error"].startswith("empty SMILES")
+    assert (text.loc[df["valid"], "error"] == "").all()
+    preds = df[[f"{t}_pred" for t in TASKS]]
+    assert preds.loc[INVALID].isna().all().all()
+    valid = preds[df["valid"]].to_numpy()
+    assert np.isfinite(valid).all() and (valid >= 0).all() and (valid <= 1).all()
+
+
+def test_predict_matches_training_predictions(cls_model, tmp_path) -> None:
+    df, _ = _predict(cls_model, TINY, tmp_path / "p.csv")
+    train = pd.read_csv(cls_model / "predictions.csv")
+    for t in TASKS:
+        np.testing.assert_allclose(
+            df.loc[train["row"], f"{t}_pred"].to_numpy(), train[f"{t}_pred"], atol=1e-5
+        )
+    # row 59 is 'OCC', the same molecule as row 16 'CCO': canonicalised, same prediction
+    np.testing.assert_allclose(
+        df.loc[59, [f"{t}_pred" for t in TASKS]].to_numpy(float),
+        df.loc[16, [f"{t}_pred" for t in TASKS]].to_numpy(float),
+        atol=1e-6,
+    )
+
+
+def test_predict_regression_in_training_units(reg_model, reg_data, tmp_path) -> None:
+    df, _ = _predict(reg_model, reg_data, tmp_path / "p.csv")
+    name = "logP (Crippen)"
+    assert len(df) == 56 and df["row"].tolist() == list(range(56))
+    labels = pd.to_numeric(df[name], errors="coerce")
+    pred = df[f"{name}_pred"]
+    assert pred[~df["valid"]].isna().all()
+    assert pred[df["valid"]].notna().all()
+    assert labels.mean() > 10
+    assert abs(pred[df["valid"]].mean() - labels.mean()) < labels.std(), pred.describe()
+    train = pd.read_csv(reg_model / "predictions.csv")
+    np.testing.assert_allclose(
+        pred[train["row"]].to_numpy(), train[f"{name}_pred"], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_predict_with_seeds_gives_mean_and_std(seeds_model, tmp_path) -> None:
+    both, _ = _predict(seeds_model, TINY, tmp_path / "both.csv")
+    one, _ = _predict(seeds_model / "seed0", TINY, tmp_path / "s0.csv")
+    two, _ = _predict(seeds_model / "seed1", TINY, tmp_path / "s1.csv")
+    assert len(both) == 76
+    for t in TASKS:
+        assert f"{t}_std" in both.columns and f"{t}_std" not in one.columns
+        a, b = one[f"{t}_pred"], two[f"{t}_pred"]
+        np.testing.assert_allclose(both[f"{t}_pred"], (a + b) / 2, atol=1e-6)
+        np.testing.assert_allclose(both[f"{t}_std"], (a - b).abs() / 2, atol=1e-6)
+        assert both.loc[INVALID, f"{t}_std"].isna().all()
+        assert (both.loc[both["valid"], f"{t}_std"] > 0).any()
+
+
+def test_embed_writes_one_row_per_input_row(cls_model, tmp_path) -> None:
+    out = tmp_path / "emb.parquet"
+    _ok(["embed", cls_model, TINY, "--out", out])
+    df = pd.read_parquet(out)
+    dim = json.loads((cls_model / "config.json").read_text())["encoder"]["dim"]
+    assert dim == 32
+    emb_cols = [f"emb_{i}" for i in range(dim)]
+    assert [c for c in df.columns if c.startswith("emb_")] == emb_cols
+    assert len(df) == 76 and df["row"].tolist() == list(range(76))
+    inp = pd.read_csv(TINY, dtype=str, keep_default_na=False)
+    assert df["smiles"].tolist() == inp["Canonical SMILES"].tolist()
+    emb = df[emb_cols].to_numpy()
+    assert df.index[~df["valid"]].tolist() == INVALID
+    assert np.isnan(emb[INVALID]).all()
+    assert np.isfinite(emb[df["valid"].to_numpy()]).all()
+    np.testing.assert_allclose(emb[59], emb[16], atol=1e-6)
+    assert not np.allclose(emb[0], emb[1])
+
+
+def test_predict_on_a_plain_dir_exits_2(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    result = runner.invoke(app, ["predict", str(tmp_path), str(TINY), "--out", "p.csv"])
+    _user_error(result, "is not a fewmol model dir", "fewmol finetune")
+
+
+@pytest.mark.parametrize("command", ["predict", "embed"])
+def test_tampered_weights_exit_2(cls_model, tmp_path, command) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(cls_model, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(np.random.default_rng(0).bytes(weights.stat().st_size))
+    out = tmp_path / ("out.csv" if command == "predict" else "out.parquet")
+    result = runner.invoke(app, [command, str(model), str(TINY), "--out", str(out)])
+    _user_error(result, "model.safetensors", "corrupted")
+    assert not out.exists()
+
+
+def test_predict_missing_input_exits_2(cls_model, tmp_path) -> None:
+    result = runner.invoke(
+        app, ["predict", str(cls_model), str(tmp_path / "none.csv"), "--out", "p.csv"]
+    )
+    _user_error(result, "none.csv", "does not exist")
