@@ -16,10 +16,13 @@ from fewmol.chem.featurize import get_featurizer
 from fewmol.errors import ModelFileError
 from fewmol.io.checkpoint import (
     FORMAT,
+    FORMAT_VERSION,
     check_format_version,
     load_state_into,
     load_tensors,
     read_json,
+    save_tensors,
+    write_json,
 )
 from fewmol.models.gin import GINEncoder
 from fewmol.models.heads import GraphPropertyModel, LinearHead, MLPHead
@@ -149,3 +152,26 @@ def is_model_dir(path: str | Path) -> bool:
     return os.path.isfile(Path(path) / "config.json") and os.path.isfile(
         Path(path) / "model.safetensors"
     )
+
+
+def save_encoder(out_dir: str | Path, encoder: GINEncoder, featurizer: str, **info: Any) -> Path:
+    """Write a pre-trained encoder dir (``encoder.safetensors`` + ``config.json``) for --init.
+
+    ``info`` (method, data, epochs, ...) is stored in the config for provenance.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tensors(out / "encoder.safetensors", encoder.state_dict())
+    write_json(
+        out / "config.json",
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": "encoder",
+            "featurizer": featurizer,
+            "encoder": encoder.hparams,
+            "git_commit": git_commit(),
+            **info,
+        },
+    )
+    return out
