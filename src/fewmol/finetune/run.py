@@ -10,6 +10,7 @@ run exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import platform
 import time
@@ -28,15 +29,17 @@ from fewmol.data.module import GraphDataModule, predict_batches, standardize_sta
 from fewmol.data.splits import Split
 from fewmol.data.store import featurize_to_graphset
 from fewmol.data.tables import Table
-from fewmol.errors import InvalidInputError
+from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.metrics import is_better
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     flatten_optimizer,
+    json_safe,
     load_state_into,
     load_tensors,
+    load_tensors_with_meta,
     read_json,
     save_tensors,
     unflatten_optimizer,
@@ -185,22 +188,28 @@ class FinetuneRun:
         tensors = {f"model.{k}": v for k, v in module.model.state_dict().items()}
         tensors.update(opt_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
-        save_tensors(self.ckpt_dir / "last.safetensors", tensors)
-        write_json(
-            self.ckpt_dir / "last.json",
-            {
-                "epochs_done": self.epochs_done,
-                "best": self.best,
-                "log_rows": self.log_rows,
-                "optimizer": opt_rest,
-                "wall_s": self.wall_before + time.time() - self.started,
-            },
+        state = {
+            "epochs_done": self.epochs_done,
+            "best": self.best,
+            "log_rows": self.log_rows,
+            "optimizer": opt_rest,
+            "wall_s": self.wall_before + time.time() - self.started,
+        }
+        # One file holds weights and counters together, so a stop can never pair the weights
+        # of one epoch with the counters of another; last.json is a readable copy only.
+        save_tensors(
+            self.ckpt_dir / "last.safetensors", tensors, {"state": json.dumps(json_safe(state))}
         )
+        write_json(self.ckpt_dir / "last.json", state)
 
     def restore(self, module: FinetuneModule) -> None:
         """Load the last checkpoint into ``module`` and this run's counters."""
-        state = read_json(self.ckpt_dir / "last.json", "checkpoint")
-        tensors = load_tensors(self.ckpt_dir / "last.safetensors")
+        path = self.ckpt_dir / "last.safetensors"
+        tensors, meta = load_tensors_with_meta(path)
+        try:
+            state = json.loads(meta["state"])
+        except (KeyError, json.JSONDecodeError):
+            raise ModelFileError(f"{path} has no training state; cannot resume from it") from None
         model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         load_state_into(module.model, model_sd, str(self.ckpt_dir / "last.safetensors"))
         module.optimizer_state = unflatten_optimizer(tensors, state["optimizer"])
@@ -240,7 +249,7 @@ class FinetuneRun:
             model, self.task_type, cfg.lr, cfg.weight_decay, cfg.encoder_lr, y_mean, y_std
         )
 
-        if resume and (self.ckpt_dir / "last.json").exists():
+        if resume and (self.ckpt_dir / "last.safetensors").exists():
             old = read_json(self.out_dir / "config.json", "model config")
             for key in ("target_names", "featurizer", "encoder", "task_type"):
                 if old.get(key) != config[key]:

@@ -45,20 +45,20 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _clean(o: Any) -> Any:
+def json_safe(o: Any) -> Any:
     """Replace NaN/inf floats by None so the JSON is standard."""
     if isinstance(o, float) and not math.isfinite(o):
         return None
     if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
+        return {k: json_safe(v) for k, v in o.items()}
     if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
+        return [json_safe(v) for v in o]
     return o
 
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically (NaN written as null)."""
-    text = json.dumps(_clean(obj), indent=2, default=_json_default, allow_nan=False)
+    text = json.dumps(json_safe(obj), indent=2, default=_json_default, allow_nan=False)
     _atomic(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
@@ -90,6 +90,11 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file written by fewmol; clear error if missing, corrupt or foreign."""
+    return load_tensors_with_meta(path)[0]
+
+
+def load_tensors_with_meta(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Like :func:`load_tensors`, also returning the header metadata (str -> str)."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"weights file not found: {path}")
@@ -107,7 +112,7 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} was not written by fewmol (no '{FORMAT}' header)")
     check_format_version(meta.get("format_version"), str(path))
-    return tensors
+    return tensors, meta
 
 
 def check_format_version(version: object, where: str) -> None:
