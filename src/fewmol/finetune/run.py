@@ -119,7 +119,10 @@ class FinetuneRun:
         if table.targets is None or table.task_type is None:
             raise InvalidInputError("fine-tuning needs target columns")
         if len(split.train) == 0:
-            raise InvalidInputError("the training split is empty")
+            raise InvalidInputError(
+                f"the training split is empty: {len(table.smiles)} molecules were kept "
+                f"({split.sizes()}); check bad_rows.csv, --task and --split"
+            )
         self.table, self.split, self.cfg = table, split, cfg
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
