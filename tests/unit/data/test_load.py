@@ -1,0 +1,34 @@
+"""DATA given as a registry name or a CSV path."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fewmol.data.load import load_dataset
+from fewmol.errors import InvalidInputError
+
+
+def test_named_benchmark_keeps_duplicates_like_the_papers():
+    table, info = load_dataset("bbbp", None, None, None)
+    assert len(table) == 2039  # 2,050 rows minus 11 RDKit failures, as in the paper
+    assert info["name"] == "bbbp" and info["metric"] == "roc_auc"
+    assert table.target_names == ["p_np"] and table.task_type == "classification"
+
+
+def test_user_csv_drops_later_duplicates_and_reports_them(tmp_path):
+    p = tmp_path / "dups.csv"
+    pd.DataFrame({"smiles": ["CCO", "OCC", "c1ccccc1"], "y": [1, 1, 0]}).to_csv(p, index=False)
+    table, _ = load_dataset(str(p), None, None, None)
+    assert len(table) == 2
+    assert table.bad_rows["reason"].str.startswith("duplicate").sum() == 1
+
+
+def test_unknown_name_that_is_not_a_file_lists_known_datasets():
+    with pytest.raises(InvalidInputError, match="neither a file nor a known dataset.*bbbp"):
+        load_dataset("no-such-thing", None, None, None)
+
+
+def test_non_property_dataset_is_refused_for_finetuning(shared_data):
+    with pytest.raises(InvalidInputError, match="dta dataset"):
+        load_dataset("davis", None, None, None, data_dir=shared_data)
