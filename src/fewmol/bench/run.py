@@ -23,7 +23,7 @@ from fewmol.data.splits import make_split
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune, hardware
 from fewmol.io.checkpoint import write_json
-from fewmol.io.modeldir import git_commit
+from fewmol.io.modeldir import git_commit, git_dirty
 
 
 def result_path(results: Path, protocol: str, method: str, dataset: str, seed: int) -> Path:
@@ -115,6 +115,8 @@ def run_grid(
     epochs = epochs or protocol.epochs
     pretrained = pretrained or {}
     command = " ".join(shlex.quote(a) for a in sys.argv)
+    # provenance is the code this process started with, not whatever HEAD is when a cell ends
+    code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
     records = []
     for dataset in datasets:
         todo = [
@@ -162,6 +164,7 @@ def run_grid(
                         progress,
                         accelerator,
                         command,
+                        code,
                         log,
                     )
         for method in methods:
@@ -189,6 +192,7 @@ def _run_cell(
     progress: bool,
     accelerator: str,
     command: str,
+    code: dict[str, Any],
     log: Callable[[str], None],
 ) -> None:
     """Fine-tune one (dataset, method, seed) cell and write its result JSON."""
@@ -231,7 +235,7 @@ def _run_cell(
         "wall_time_s": m["wall_time_s"],
         "session_wall_s": round(time.time() - t0, 1),
         "hardware": hardware(),
-        "git_commit": git_commit(),
+        **code,
         "command": command,
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

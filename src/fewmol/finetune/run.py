@@ -209,10 +209,13 @@ class FinetuneRun:
         """Load the last checkpoint into ``module`` and this run's counters."""
         path = self.ckpt_dir / "last.safetensors"
         tensors, meta = load_tensors_with_meta(path)
-        try:
-            state = json.loads(meta["state"])
-        except (KeyError, json.JSONDecodeError):
-            raise ModelFileError(f"{path} has no training state; cannot resume from it") from None
+        if "state" in meta:
+            try:
+                state = json.loads(meta["state"])
+            except json.JSONDecodeError:
+                raise ModelFileError(f"{path} has a corrupt training state header") from None
+        else:  # checkpoints of fewmol <= 0.1.0 dev kept the counters only in last.json
+            state = read_json(self.ckpt_dir / "last.json", "checkpoint")
         model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         load_state_into(module.model, model_sd, str(self.ckpt_dir / "last.safetensors"))
         module.optimizer_state = unflatten_optimizer(tensors, state["optimizer"])

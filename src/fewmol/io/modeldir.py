@@ -45,6 +45,21 @@ def git_commit() -> str | None:
         return None
 
 
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the recorded commit (None outside a checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def encoder_hparams(
     featurizer: str, num_layers: int = 5, dim: int = 300, dropout: float = 0.5, jk: str = "last"
 ) -> dict[str, Any]:
