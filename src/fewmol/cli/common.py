@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,11 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("interrupted; rerun with --resume to continue")
         raise typer.Exit(130) from None
+
+
+def is_ddp_child() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (they re-run the command)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
 def split_list(value: str | None) -> list[str] | None:

@@ -10,6 +10,7 @@ import typer
 
 from fewmol.cli.common import (
     console,
+    is_ddp_child,
     load_dataset,
     parse_seeds,
     report_bad_rows,
@@ -94,14 +95,16 @@ def finetune(
             raise InvalidInputError(f"--task must be classification or regression, got {task!r}")
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
-        if out.exists() and any(out.iterdir()) and not (resume or force):
+        child = is_ddp_child()  # rank > 0 re-runs this command: rank 0 owns --out
+        if out.exists() and any(out.iterdir()) and not (resume or force or child):
             raise InvalidInputError(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
         table, info = load_dataset(
             data, smiles_col, split_list(target_cols), task, on_invalid, data_dir
         )
-        report_bad_rows(table, out)
+        if not child:
+            report_bad_rows(table, out)
         graphs = featurize_table(table, featurizer, workers)
         all_metrics = []
         for seed in seed_list:

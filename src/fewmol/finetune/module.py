@@ -114,14 +114,17 @@ class FinetuneModule(L.LightningModule):
         self._eval_buf = {}
 
     def pop_train_metrics(self) -> dict[str, float]:
-        """Train loss and metrics of the epoch just finished (train-mode predictions)."""
+        """Train loss and metrics of the epoch just finished (train-mode predictions).
+
+        Under DDP every rank must call this (it gathers across ranks).
+        """
         out: dict[str, float] = {}
         if self._train_loss:
-            losses = np.array(self._train_loss)
+            losses = self._gather(np.array(self._train_loss, dtype=np.float64))
             out["train_loss"] = float((losses[:, 0] * losses[:, 1]).sum() / losses[:, 1].sum())
         if self._train_buf:
-            y = np.concatenate([b[0] for b in self._train_buf])
-            p = np.concatenate([b[1] for b in self._train_buf])
+            y = self._gather(np.concatenate([b[0] for b in self._train_buf]))
+            p = self._gather(np.concatenate([b[1] for b in self._train_buf]))
             for name, v in evaluate(self.task_type, y, p).items():
                 out[f"train_{name}"] = v
         self._train_buf, self._train_loss = [], []

@@ -278,7 +278,7 @@ class FinetuneRun:
                 cfg.seed,
                 epoch_offset=self.epochs_done,
             )
-            trainer = L.Trainer(
+            trainer = _trainer(
                 max_epochs=remaining,
                 accelerator=cfg.accelerator,
                 devices=cfg.devices,
@@ -351,6 +351,19 @@ class FinetuneRun:
     def _scaling(self, key: str) -> np.ndarray | None:
         sc = read_json(self.out_dir / "config.json").get("target_scaling")
         return None if sc is None else np.asarray(sc[key], np.float32)
+
+
+def _trainer(**kwargs: Any) -> L.Trainer:
+    """A Lightning Trainer; bad accelerator/devices/strategy flags become user errors."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError, RuntimeError) as e:
+        raise InvalidInputError(
+            f"cannot set up training with accelerator={kwargs.get('accelerator')!r}, "
+            f"devices={kwargs.get('devices')!r}, strategy={kwargs.get('strategy')!r}: {e}"
+        ) from None
 
 
 @torch.no_grad()
