@@ -1,1 +1,46 @@
-"""fewmol.pretrain.methods."""
+"""2D self-supervised pre-training methods behind one small interface.
+
+A method is an ``nn.Module`` holding only its own parts (prediction heads, a context GIN,
+...), never the encoder being pre-trained, so one training loop can wrap any of them::
+
+    method = METHODS[name](**hparams)          # e.g. AttrMask(featurizer="hu2019", dim=300)
+    loss, logs = method.loss(encoder, batch, generator)
+    loss.backward()                            # optimise encoder and method parameters
+
+* ``method.loss(encoder, batch, generator) -> (loss, logs)``: ``encoder`` maps
+  ``(x, edge_index, edge_attr)`` to node embeddings (:class:`~fewmol.models.gin.GINEncoder`),
+  ``batch`` is a :class:`~fewmol.data.collate.GraphBatch`, ``generator`` an optional
+  ``torch.Generator`` for the method's random choices (masked atoms, centers); ``loss`` is a
+  scalar tensor to back-propagate, ``logs`` a dict of floats to log (accuracies, counts).
+* ``method.hparams``: the constructor arguments, JSON-ready, for config.json;
+  ``METHODS[method.name](**method.hparams)`` rebuilds the same module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from fewmol.data.collate import GraphBatch
+from fewmol.pretrain.methods.attrmask import AttrMask
+from fewmol.pretrain.methods.contextpred import ContextPred
+
+
+class PretrainMethod(Protocol):
+    """What a training loop needs from a 2D pre-training method."""
+
+    name: ClassVar[str]
+    hparams: dict[str, Any]
+
+    def loss(
+        self, encoder: nn.Module, batch: GraphBatch, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss tensor and logged floats for one batch."""
+        ...
+
+
+METHODS: dict[str, type[nn.Module]] = {"attrmask": AttrMask, "contextpred": ContextPred}
+
+__all__ = ["METHODS", "AttrMask", "ContextPred", "PretrainMethod"]
