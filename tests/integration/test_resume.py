@@ -17,7 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import fewmol.finetune.run as run_mod
+import fewmol.io.checkpoint as ckpt_mod
 from fewmol.cli import app
 from fewmol.data.splits import make_split
 from fewmol.data.tables import read_table
@@ -150,17 +150,17 @@ def test_stop_between_checkpoint_files_still_resumes_exactly(
     )
     finetune(table, split, cfg, tmp_path / "unbroken")
 
-    real_write_json = run_mod.write_json
+    real_write_json = ckpt_mod.write_json
 
     def crash_before_third_json(path, obj):
         if Path(path).name == "last.json" and obj["epochs_done"] == 3:
             raise _Crash("stopped between last.safetensors and last.json")
         real_write_json(path, obj)
 
-    monkeypatch.setattr(run_mod, "write_json", crash_before_third_json)
+    monkeypatch.setattr(ckpt_mod, "write_json", crash_before_third_json)
     with pytest.raises(_Crash):
         finetune(table, split, cfg, tmp_path / "stopped")
-    monkeypatch.setattr(run_mod, "write_json", real_write_json)
+    monkeypatch.setattr(ckpt_mod, "write_json", real_write_json)
     finetune(table, split, cfg, tmp_path / "stopped", resume=True)
 
     a, b = _log(tmp_path / "stopped"), _log(tmp_path / "unbroken")

@@ -10,7 +10,6 @@ run exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import platform
 import time
@@ -29,20 +28,18 @@ from fewmol.data.module import GraphDataModule, predict_batches, standardize_sta
 from fewmol.data.splits import Split
 from fewmol.data.store import featurize_to_graphset
 from fewmol.data.tables import Table
-from fewmol.errors import InvalidInputError, ModelFileError
+from fewmol.errors import InvalidInputError
 from fewmol.finetune.metrics import is_better
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
-    flatten_optimizer,
-    json_safe,
     load_state_into,
     load_tensors,
-    load_tensors_with_meta,
+    load_training_state,
     read_json,
     save_tensors,
-    unflatten_optimizer,
+    save_training_state,
     write_json,
     write_text,
 )
@@ -187,39 +184,19 @@ class FinetuneRun:
             self.best = {"epoch": row["epoch"], "valid": valid}
             save_tensors(self.out_dir / "model.safetensors", module.model.state_dict())
         write_text(self.out_dir / "train_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False))
-        opt_tensors, opt_rest = flatten_optimizer(opt.state_dict())
-        tensors = {f"model.{k}": v for k, v in module.model.state_dict().items()}
-        tensors.update(opt_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
         state = {
             "epochs_done": self.epochs_done,
             "best": self.best,
             "log_rows": self.log_rows,
-            "optimizer": opt_rest,
             "wall_s": self.wall_before + time.time() - self.started,
         }
-        # One file holds weights and counters together, so a stop can never pair the weights
-        # of one epoch with the counters of another; last.json is a readable copy only.
-        save_tensors(
-            self.ckpt_dir / "last.safetensors", tensors, {"state": json.dumps(json_safe(state))}
-        )
-        write_json(self.ckpt_dir / "last.json", state)
+        save_training_state(self.ckpt_dir / "last.safetensors", module.model, opt, state)
 
     def restore(self, module: FinetuneModule) -> None:
         """Load the last checkpoint into ``module`` and this run's counters."""
-        path = self.ckpt_dir / "last.safetensors"
-        tensors, meta = load_tensors_with_meta(path)
-        if "state" in meta:
-            try:
-                state = json.loads(meta["state"])
-            except json.JSONDecodeError:
-                raise ModelFileError(f"{path} has a corrupt training state header") from None
-        else:  # checkpoints of fewmol <= 0.1.0 dev kept the counters only in last.json
-            state = read_json(self.ckpt_dir / "last.json", "checkpoint")
-        model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        load_state_into(module.model, model_sd, str(self.ckpt_dir / "last.safetensors"))
-        module.optimizer_state = unflatten_optimizer(tensors, state["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
+        module.optimizer_state, state = load_training_state(
+            self.ckpt_dir / "last.safetensors", module.model
+        )
         self.epochs_done = int(state["epochs_done"])
         self.best = state["best"]
         self.log_rows = state["log_rows"]

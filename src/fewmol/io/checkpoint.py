@@ -160,3 +160,41 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     for pid, d in rest.get("scalars", {}).items():
         state.setdefault(int(pid), {}).update(d)
     return {"state": state, "param_groups": rest["param_groups"]}
+
+
+def save_training_state(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict
+) -> None:
+    """Write a resumable checkpoint: weights, optimiser, RNG and the JSON ``state`` in one file.
+
+    One file holds weights and counters together, so a stop can never pair the weights of one
+    epoch with the counters of another. A readable copy of ``state`` goes to ``<path>.json``.
+    """
+    path = Path(path)
+    opt_tensors, opt_rest = flatten_optimizer(optimizer.state_dict())
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    full = {**state, "optimizer": opt_rest}
+    save_tensors(path, tensors, {"state": json.dumps(json_safe(full))})
+    write_json(path.with_suffix(".json"), full)
+
+
+def load_training_state(path: str | Path, model: torch.nn.Module) -> tuple[dict, dict]:
+    """Load weights of a :func:`save_training_state` file into ``model``, restore the RNG.
+
+    Returns (optimizer state_dict to load once the optimiser exists, the JSON state).
+    """
+    path = Path(path)
+    tensors, meta = load_tensors_with_meta(path)
+    if "state" in meta:
+        try:
+            state = json.loads(meta["state"])
+        except json.JSONDecodeError:
+            raise ModelFileError(f"{path} has a corrupt training state header") from None
+    else:  # checkpoints of fewmol <= 0.1.0 dev kept the counters only in the .json copy
+        state = read_json(path.with_suffix(".json"), "checkpoint")
+    model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    load_state_into(model, model_sd, str(path))
+    torch.set_rng_state(tensors["rng.torch"])
+    return unflatten_optimizer(tensors, state["optimizer"]), state
