@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import typer
 
@@ -18,7 +17,7 @@ from fewmol.cli.common import (
     user_errors,
 )
 from fewmol.data.splits import Split, make_split, split_from_labels
-from fewmol.data.tables import Table, _load
+from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.run import FinetuneConfig, featurize_table, summarize_seeds
 from fewmol.finetune.run import finetune as run_finetune
@@ -31,10 +30,9 @@ def resolve_split(spec: str, table: Table, data: str, seed: int) -> Split:
         return make_split(spec, table.smiles, seed)
     if spec.startswith("column:"):
         col = spec.split(":", 1)[1]
-        frame, _, _ = _load(Path(data))
-        if col not in frame.columns:
+        if table.raw is None or col not in table.raw.columns:
             raise InvalidInputError(f"--split column {col!r} not in {data}")
-        return split_from_labels(frame[col].to_numpy()[table.rows])
+        return split_from_labels(table.raw[col].to_numpy()[table.rows])
     path = Path(spec)
     if not path.exists():
         raise InvalidInputError(
@@ -156,6 +154,3 @@ def _print_metrics(metrics: dict, seed: int, run_dir: Path) -> None:
 
 def _fmt(v: float | None) -> str:
     return "nan" if v is None or v != v else f"{v:.4f}"
-
-
-__all__ = ["finetune", "resolve_split", "np"]
