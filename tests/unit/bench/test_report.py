@@ -1,0 +1,78 @@
+"""Results pages from stored per-run JSON files."""
+
+from __future__ import annotations
+
+import json
+
+from fewmol.bench.protocols import PROTOCOLS, get_protocol
+from fewmol.bench.report import aggregate, markdown_table, write_report
+
+
+def _record(tmp_path, protocol, dataset, seed, test, epochs=100):
+    p = tmp_path / protocol / "none" / dataset / f"seed{seed}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    rec = {
+        "protocol": protocol,
+        "method": "none",
+        "dataset": dataset,
+        "seed": seed,
+        "metric": PROTOCOLS[protocol].metric,
+        "test": test,
+        "epochs": epochs,
+        "wall_time_s": 60.0,
+        "n_molecules": 100,
+        "git_commit": "0123456789abc",
+        "hardware": "test",
+        "command": "fewmol bench run",
+    }
+    p.write_text(json.dumps(rec))
+    return rec
+
+
+def test_mean_and_std_over_seeds():
+    recs = [
+        {
+            "method": "none",
+            "dataset": "bbbp",
+            "seed": s,
+            "test": t,
+            "epochs": 100,
+            "wall_time_s": 1.0,
+            "n_molecules": 5,
+        }
+        for s, t in enumerate([0.6, 0.7, 0.8])
+    ]
+    a = aggregate(recs)[("none", "bbbp")]
+    assert abs(a["mean"] - 0.7) < 1e-12 and abs(a["std"] - 0.0816496580927726) < 1e-12
+    assert a["n"] == 3 and a["seeds"] == [0, 1, 2]
+
+
+def test_classification_table_in_percent_with_paper_row_and_epoch_notes():
+    proto = get_protocol("classification")
+    recs = [
+        {
+            "method": "none",
+            "dataset": "bbbp",
+            "seed": 0,
+            "test": 0.65,
+            "epochs": 10,
+            "wall_time_s": 1.0,
+            "n_molecules": 5,
+        }
+    ]
+    text = markdown_table(proto, recs)
+    assert "65.0 ± 0.0 [10 ep] (n=1)" in text
+    assert "| none (paper) | 65.4 (2.4) |" in text
+    assert "(65.00 over 1)" in text  # no full average until every dataset is in
+
+
+def test_regression_report_keeps_units_and_is_deterministic(tmp_path):
+    for seed, rmse in enumerate([1.1, 1.3]):
+        _record(tmp_path, "regression", "esol", seed, rmse)
+    proto = get_protocol("regression")
+    path = write_report(proto, tmp_path)
+    first = path.read_text()
+    assert "# regression: test rmse, scaffold split" in first
+    assert "1.200 ± 0.100 (n=2)" in first
+    assert "| none (paper) | 1.178 | 0.744 | 1.127 | 1.254 | – |" in first
+    assert write_report(proto, tmp_path).read_text() == first
