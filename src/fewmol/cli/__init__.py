@@ -13,6 +13,7 @@ from fewmol.cli.conformers import conformers
 from fewmol.cli.embed import embed
 from fewmol.cli.finetune import finetune
 from fewmol.cli.predict import predict
+from fewmol.cli.pretrain import pretrain
 
 app = typer.Typer(
     name="fewmol",
@@ -25,6 +26,7 @@ app.command(no_args_is_help=True)(finetune)
 app.command(no_args_is_help=True)(predict)
 app.command(no_args_is_help=True)(embed)
 app.command(no_args_is_help=True)(conformers)
+app.command(no_args_is_help=True)(pretrain)
 app.add_typer(data_cli.app, name="data", help="Named datasets: list and locate them.")
 app.add_typer(bench_cli.app, name="bench", help="Reproduce the paper tables (resumable).")
 

@@ -1,0 +1,307 @@
+"""LightningModules for pre-training: a 2D method alone, or GraphMVP (2D GIN + 3D SchNet).
+
+Both log the per-epoch mean of every loss part (weighted by molecules per batch, gathered
+across DDP ranks) through :meth:`PretrainModule.pop_epoch_metrics`, draw their random choices
+(masked atoms, context centres) from a generator re-seeded from (seed, epoch, rank) at each
+epoch start, so a resumed run repeats an unbroken one, and keep only the GIN encoder for
+fine-tuning (``module.encoder``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from fewmol.data.collate import GraphBatch
+from fewmol.models.gin import GINEncoder
+from fewmol.models.heads import global_pool
+from fewmol.models.schnet import SchNetEncoder
+from fewmol.pretrain.data import Batch3D
+from fewmol.pretrain.losses import GraphMVPLoss
+from fewmol.pretrain.masking import (
+    _rand,
+    hop_distances,
+    induced_subgraph,
+    mask_atoms,
+    sample_per_graph,
+    segment_counts,
+)
+
+MASK_MODES = ("atoms", "subgraph")
+Parts = dict[str, torch.Tensor | float]
+
+
+def subgraph_keep(
+    batch: GraphBatch, ratio: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Atoms kept by GraphMVP's subgraph masking: a connected region grown from a random atom.
+
+    Each graph of ``n`` atoms keeps ``min(n, int(n * (1 - ratio)) + 1)`` atoms (GraphMVP's
+    ``Molecule3DMaskingDataset.subgraph``): a random centre, then atoms in order of hop distance
+    from it, ties in random order; atoms of other fragments come last, in random order. GraphMVP
+    grows its region by sampling one frontier atom at a time; taking whole hop shells gives the
+    same kind of connected region with one batched BFS instead of a Python loop per molecule.
+
+    Shapes: -> keep (n_atoms,) bool.
+    """
+    n, g = batch.x.shape[0], batch.num_graphs
+    device = batch.x.device
+    counts = segment_counts(batch.batch, g)
+    k = torch.minimum(torch.floor(counts.double() * (1.0 - ratio)).long() + 1, counts)
+    centres = sample_per_graph(batch.batch, g, 1, generator)
+    max_hops = int(counts.max()) if g else 0
+    dist = hop_distances(batch.edge_index, n, centres, max_hops)
+    dist = torch.where(dist < 0, torch.full_like(dist, n), dist)  # unreachable: after the rest
+    key = dist.double() + _rand(n, generator, device)
+    order = torch.argsort(key)
+    order = order[torch.argsort(batch.batch[order], stable=True)]
+    seg = batch.batch[order]
+    rank = torch.arange(n, device=device) - (torch.cumsum(counts, 0) - counts)[seg]
+    keep = torch.zeros(n, dtype=torch.bool, device=device)
+    keep[order[rank < k[seg]]] = True
+    return keep
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """A 63-bit seed for (run seed, absolute epoch, DDP rank)."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(2, np.uint64)[0] >> 1)
+
+
+class PretrainModule(L.LightningModule):
+    """Shared training loop: per-epoch generator, loss-part means, Adam with param groups.
+
+    Subclasses define :meth:`compute_loss` (batch -> loss, parts) and :meth:`param_groups`.
+    """
+
+    def __init__(
+        self, encoder: GINEncoder, lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.lr, self.weight_decay, self.seed = lr, weight_decay, seed
+        self.epoch_offset = 0  # epochs finished before this fit (resume)
+        self.optimizer_state: dict | None = None  # restored on resume
+        self.generator = torch.Generator()
+        self._sums: dict[str, torch.Tensor | float] = {}
+        self._weights: dict[str, int] = {}
+        self._molecules = 0
+
+    # ------------------------------------------------------------------ to override
+    def compute_loss(self, batch: Any) -> tuple[torch.Tensor, Parts]:
+        """Loss to minimise and its parts (detached tensors or floats) for one batch."""
+        raise NotImplementedError
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups (each with its own ``lr``)."""
+        return [{"params": list(self.parameters()), "lr": self.lr}]
+
+    # ------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        """Re-seed the method generator from (seed, absolute epoch, rank)."""
+        epoch = self.epoch_offset + self.current_epoch
+        self.generator.manual_seed(_epoch_seed(self.seed, epoch, self.global_rank))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """One optimisation step; accumulates the parts for the epoch means."""
+        loss, parts = self.compute_loss(batch)
+        n = int(batch.num_graphs)
+        for key, value in parts.items():
+            v = value.detach() if torch.is_tensor(value) else float(value)
+            self._sums[key] = self._sums.get(key, 0.0) + v * n
+            self._weights[key] = self._weights.get(key, 0) + n
+        self._molecules += n
+        self.log("loss", loss.detach(), batch_size=n, prog_bar=True, logger=False)
+        return loss
+
+    def pop_epoch_metrics(self) -> dict[str, float]:
+        """Per-epoch mean of every part over all ranks, plus ``molecules`` seen; then reset.
+
+        Under DDP every rank must call this (the sums are gathered across ranks).
+        """
+        sums = {k: float(v) for k, v in self._sums.items()}
+        local = (sums, dict(self._weights), self._molecules)
+        self._sums, self._weights, self._molecules = {}, {}, 0
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * trainer.world_size
+            # dicts, not tensors: ranks may log different keys (e.g. a batch without bonds)
+            torch.distributed.all_gather_object(gathered, local)
+        else:
+            gathered = [local]
+        total: dict[str, float] = {}
+        weight: dict[str, int] = {}
+        molecules = 0
+        for s, w, m in gathered:
+            for k, v in s.items():
+                total[k] = total.get(k, 0.0) + v
+                weight[k] = weight.get(k, 0) + w[k]
+            molecules += m
+        out = {k: total[k] / weight[k] for k in total if weight[k] > 0}
+        out["molecules"] = molecules
+        return out
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over :meth:`param_groups`; restores the optimiser state on resume."""
+        groups = [g for g in self.param_groups() if g["params"]]
+        opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer_state is not None:
+            opt.load_state_dict(self.optimizer_state)
+            self.optimizer_state = None
+        return opt
+
+
+class Pretrain2DModule(PretrainModule):
+    """A 2D self-supervised method (``METHODS``) training a GIN on graphs alone.
+
+    Logs ``loss`` and the method's own values as ``<method>_<name>``.
+    """
+
+    def __init__(
+        self,
+        encoder: GINEncoder,
+        method: nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+    ):
+        super().__init__(encoder, lr, weight_decay, seed)
+        self.method = method
+
+    def compute_loss(self, batch: GraphBatch) -> tuple[torch.Tensor, Parts]:
+        """The method's loss on the batch."""
+        loss, logs = self.method.loss(self.encoder, batch, self.generator)
+        parts: Parts = {"loss": loss.detach()}
+        parts.update({f"{self.method.name}_{k}": v for k, v in logs.items()})
+        return loss, parts
+
+
+class GraphMVPModule(PretrainModule):
+    r"""GraphMVP: GIN (2D, masked input, mean pooling) against SchNet (3D), plus an optional 2D
+    method (GraphMVP-G: AttrMask, GraphMVP-C: ContextPred).
+
+    .. math:: L = \alpha_1 L_C + \alpha_2 L_G + \alpha_3 L_{2D}
+
+    Masking (``mask_ratio`` M > 0, training only): ``atoms`` replaces the features of
+    ``int(n M + 1)`` atoms per graph by the mask token in the 2D input
+    (:func:`~fewmol.pretrain.masking.mask_atoms`), the 3D view keeps every atom; ``subgraph``
+    keeps a connected ``1 - M`` of each molecule in *both* views (:func:`subgraph_keep`), as
+    GraphMVP's released code does. The 2D method sees the unmasked graph (``atoms``) or the
+    subgraph (``subgraph``; GraphMVP applies its 2D transform after the subgraph step), and
+    masks or samples on its own.
+
+    Learning rates as GraphMVP: the GIN, the 2D->3D reconstructor and the 2D method use ``lr``;
+    SchNet and the 3D->2D reconstructor use ``lr * schnet_lr_scale``.
+
+    Args:
+        encoder: the 2D GIN (saved for fine-tuning).
+        encoder_3d: SchNet with ``out_channels == encoder.out_dim``.
+        loss: :class:`~fewmol.pretrain.losses.GraphMVPLoss` (alpha1, alpha2, beta, ...).
+        method_2d: optional ``AttrMask`` / ``ContextPred`` module.
+        alpha3: weight of the 2D method's loss (default 1; GraphMVP's scripts use 0.1 or 1).
+        mask_ratio: M (default 0.15).
+        mask_mode: ``atoms`` (default) or ``subgraph``.
+        featurizer: featuriser name (gives the atom mask token).
+        lr, weight_decay, seed: Adam and the per-epoch generator seed.
+        schnet_lr_scale: learning-rate factor of the 3D side (default 0.1, GraphMVP's scripts).
+
+    Logged parts: ``loss`` (total), ``contrastive``, ``generative`` and their sub-parts (see
+    ``GraphMVPLoss``), and with a 2D method ``<method>`` (its unweighted loss) and
+    ``<method>_<name>`` for its own values.
+    """
+
+    def __init__(
+        self,
+        encoder: GINEncoder,
+        encoder_3d: SchNetEncoder,
+        loss: GraphMVPLoss,
+        method_2d: nn.Module | None = None,
+        alpha3: float = 1.0,
+        mask_ratio: float = 0.15,
+        mask_mode: str = "atoms",
+        featurizer: str = "hu2019",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        schnet_lr_scale: float = 0.1,
+    ):
+        super().__init__(encoder, lr, weight_decay, seed)
+        if not 0.0 <= mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+        if alpha3 < 0 or schnet_lr_scale < 0:
+            raise ValueError("alpha3 and schnet_lr_scale must be >= 0")
+        if encoder_3d.out_dim != encoder.out_dim:
+            raise ValueError(
+                f"SchNet out_channels ({encoder_3d.out_dim}) must equal the GIN width "
+                f"({encoder.out_dim}) for the dot-product critic"
+            )
+        self.encoder_3d, self.loss_fn, self.method = encoder_3d, loss, method_2d
+        self.alpha3, self.mask_ratio, self.mask_mode = float(alpha3), mask_ratio, mask_mode
+        self.featurizer, self.schnet_lr_scale = featurizer, schnet_lr_scale
+
+    def views(self, batch: Batch3D) -> tuple[GraphBatch, GraphBatch, Batch3D]:
+        """(2D input of the GraphMVP loss, graph for the 2D method, 3D input) after masking."""
+        g = batch.graph
+        if not self.training or self.mask_ratio <= 0:
+            return g, g, batch
+        if self.mask_mode == "subgraph":
+            if batch.z.shape[0] != g.x.shape[0]:
+                raise ValueError(
+                    "subgraph masking needs conformers of the 2D graph's atoms only (a store "
+                    "without hydrogens)"
+                )
+            keep = subgraph_keep(g, self.mask_ratio, self.generator)
+            sub = induced_subgraph(g, keep).batch
+            b3 = Batch3D(sub, batch.z[keep], batch.pos[keep], batch.batch[keep], batch.conf)
+            return sub, sub, b3
+        masked = mask_atoms(g, self.mask_ratio, self.generator, self.featurizer).batch
+        return masked, g, batch
+
+    def embed(self, batch: Batch3D) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled (2D, 3D) representations (n_molecules, dim) of the (masked) views."""
+        view2d, _, b3 = self.views(batch)
+        return self._embed(view2d, b3)
+
+    def _embed(self, view2d: GraphBatch, b3: Batch3D) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(view2d.x, view2d.edge_index, view2d.edge_attr)
+        x = global_pool(h, view2d.batch, view2d.num_graphs, "mean")
+        y = self.encoder_3d(b3.z, b3.pos, b3.batch, view2d.num_graphs)
+        return x, y
+
+    def compute_loss(self, batch: Batch3D) -> tuple[torch.Tensor, Parts]:
+        """GraphMVP loss (+ alpha3 x the 2D method's loss) on one batch."""
+        view2d, graph2d, b3 = self.views(batch)
+        x, y = self._embed(view2d, b3)
+        loss, mvp_parts = self.loss_fn(x, y)
+        parts: Parts = {k: v for k, v in mvp_parts.items() if k != "loss"}
+        if self.method is not None:
+            l2d, logs = self.method.loss(self.encoder, graph2d, self.generator)
+            if self.alpha3 > 0:
+                loss = loss + self.alpha3 * l2d
+            name = self.method.name
+            parts[name] = l2d.detach()
+            parts.update({f"{name}_{k}": v for k, v in logs.items()})
+        parts["loss"] = loss.detach()
+        return loss, parts
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """GIN / 2D->3D / method at ``lr``; SchNet / 3D->2D at ``lr * schnet_lr_scale``."""
+        lr3d = self.lr * self.schnet_lr_scale
+        gen = self.loss_fn.generative
+        groups = [
+            {"params": list(self.encoder.parameters()), "lr": self.lr},
+            {"params": list(self.encoder_3d.parameters()), "lr": lr3d},
+        ]
+        if gen is not None:
+            groups += [
+                {"params": list(gen.to_3d.parameters()), "lr": self.lr},
+                {"params": list(gen.to_2d.parameters()), "lr": lr3d},
+            ]
+        if self.method is not None:
+            groups.append({"params": list(self.method.parameters()), "lr": self.lr})
+        return groups

@@ -1,0 +1,448 @@
+"""One pre-training run, end to end: build the modules, train with Lightning, write the dir.
+
+The out dir is an encoder dir (``fewmol finetune --init DIR`` loads it) plus the run's record:
+
+* ``config.json``: what :func:`~fewmol.io.modeldir.save_encoder` writes (kind ``encoder``, GIN
+  hyper-parameters, featuriser, git commit) plus ``method``, every pre-training setting
+  (``pretraining``), the data description (molecule and conformer counts, exclusions, cache
+  keys), hardware, epochs done, wall time and throughput;
+* ``encoder.safetensors``: the GIN weights after the last finished epoch;
+* ``pretrain_log.csv``: one row per epoch: mean of every loss part, molecules, seconds, mol/s;
+* ``checkpoints/last.safetensors``: all weights (GIN, SchNet, heads), optimiser and RNG state,
+  so ``resume=True`` continues at the next epoch with the same shuffling and masks;
+* ``loss_curve.png``, and ``excluded.csv`` (molecules without usable conformers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+
+from fewmol import __version__
+from fewmol.chem.featurize import get_featurizer
+from fewmol.errors import InvalidInputError
+from fewmol.finetune.run import _trainer, hardware
+from fewmol.io.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    load_training_state,
+    read_json,
+    save_training_state,
+    write_json,
+    write_text,
+)
+from fewmol.io.modeldir import build_encoder, encoder_hparams, git_commit, save_encoder
+from fewmol.models.schnet import SchNetEncoder
+from fewmol.pretrain.data import (
+    CONF_SAMPLING,
+    METHODS_3D,
+    PRETRAIN_METHODS,
+    PretrainData,
+    PretrainDataModule,
+)
+from fewmol.pretrain.losses import CONTRASTIVE, GENERATIVE, GraphMVPLoss
+from fewmol.pretrain.methods import METHODS
+from fewmol.pretrain.module import MASK_MODES, GraphMVPModule, Pretrain2DModule, PretrainModule
+
+#: the 2D method each GraphMVP variant adds (GraphMVP-G: AttrMask, GraphMVP-C: ContextPred)
+METHOD_2D = {"graphmvp-g": "attrmask", "graphmvp-c": "contextpred"}
+# settings that may change between a run and its resume
+_RESUMABLE = {"epochs", "progress", "workers", "accelerator", "devices", "strategy", "num_nodes"}
+
+
+@dataclass
+class PretrainConfig:
+    """Every setting of a pre-training run (saved in config.json under ``pretraining``)."""
+
+    method: str = "graphmvp"
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    featurizer: str = "hu2019"
+    num_layers: int = 5
+    dim: int = 300
+    jk: str = "last"
+    dropout: float = 0.0  # GraphMVP pre-trains without dropout (its scripts' dropout_ratio 0)
+    # GraphMVP: L = alpha1 L_C + alpha2 L_G (+ alpha3 L_2D for -G / -C)
+    alpha1: float = 1.0
+    alpha2: float = 1.0
+    alpha3: float = 1.0
+    beta: float = 1.0
+    contrastive: str = "ebm_nce"
+    temperature: float = 0.1
+    generative: str = "vrr"
+    mask_ratio: float = 0.15
+    mask_mode: str = "atoms"
+    conf_sampling: str = "cycle"
+    num_confs: int = 5
+    # SchNet: DESIGN §5 sizes; 51 Gaussians as GraphMVP; output width = the GIN's (critic)
+    schnet_hidden: int = 128
+    schnet_filters: int = 128
+    schnet_interactions: int = 6
+    schnet_gaussians: int = 51
+    cutoff: float = 10.0
+    max_neighbors: int = 32
+    schnet_lr_scale: float = 0.1
+    # 2D methods (alone, or inside GraphMVP-G / -C)
+    attrmask_ratio: float = 0.15
+    max_molecules: int | None = 50_000
+    workers: int = 1
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise InvalidInputError for a setting that cannot work."""
+
+        def one_of(flag: str, value: str, allowed: tuple[str, ...]) -> tuple[bool, str]:
+            return value in allowed, f"{flag} must be one of {', '.join(allowed)}, got {value!r}"
+
+        checks = [
+            one_of("--method", self.method, PRETRAIN_METHODS),
+            one_of("--contrastive", self.contrastive, CONTRASTIVE),
+            one_of("--generative", self.generative, GENERATIVE),
+            one_of("--mask-mode", self.mask_mode, MASK_MODES),
+            one_of("--conf-sampling", self.conf_sampling, CONF_SAMPLING),
+            (0.0 <= self.mask_ratio < 1, f"--mask-ratio must be in [0, 1), not {self.mask_ratio}"),
+            (0.0 <= self.attrmask_ratio <= 1.0, "--attrmask-ratio must be in [0, 1]"),
+            (min(self.alpha1, self.alpha2, self.alpha3, self.beta) >= 0, "weights must be >= 0"),
+            (self.temperature > 0, "--temperature must be > 0"),
+            (self.epochs >= 1, "--epochs must be >= 1"),
+            (self.batch_size >= 2, "--batch-size must be >= 2 (EBM-NCE draws in-batch negatives)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidInputError(message)
+        get_featurizer(self.featurizer)
+
+    @property
+    def method_2d(self) -> str | None:
+        """Name of the 2D method trained (alone or beside GraphMVP), if any."""
+        return self.method if self.method in METHODS else METHOD_2D.get(self.method)
+
+
+def build_method_2d(cfg: PretrainConfig) -> torch.nn.Module | None:
+    """The AttrMask / ContextPred module of the run, or None."""
+    name = cfg.method_2d
+    if name == "attrmask":
+        return METHODS[name](featurizer=cfg.featurizer, dim=cfg.dim, mask_ratio=cfg.attrmask_ratio)
+    if name == "contextpred":
+        return METHODS[name](featurizer=cfg.featurizer, dim=cfg.dim, num_layers=cfg.num_layers)
+    return None
+
+
+def build_module(cfg: PretrainConfig) -> PretrainModule:
+    """A fresh (randomly initialised) LightningModule for the configured method."""
+    encoder = build_encoder(
+        encoder_hparams(cfg.featurizer, cfg.num_layers, cfg.dim, cfg.dropout, cfg.jk)
+    )
+    method = build_method_2d(cfg)
+    if cfg.method not in METHODS_3D:
+        return Pretrain2DModule(encoder, method, cfg.lr, cfg.weight_decay, cfg.seed)
+    encoder_3d = SchNetEncoder(
+        hidden_channels=cfg.schnet_hidden,
+        num_filters=cfg.schnet_filters,
+        num_interactions=cfg.schnet_interactions,
+        num_gaussians=cfg.schnet_gaussians,
+        cutoff=cfg.cutoff,
+        max_neighbors=cfg.max_neighbors,
+        readout="mean",
+        out_channels=encoder.out_dim,
+    )
+    loss = GraphMVPLoss(
+        encoder.out_dim,
+        encoder.out_dim,
+        alpha1=cfg.alpha1,
+        alpha2=cfg.alpha2,
+        beta=cfg.beta,
+        contrastive=cfg.contrastive,
+        generative=cfg.generative,
+        temperature=cfg.temperature,
+    )
+    return GraphMVPModule(
+        encoder,
+        encoder_3d,
+        loss,
+        method,
+        alpha3=cfg.alpha3,
+        mask_ratio=cfg.mask_ratio,
+        mask_mode=cfg.mask_mode,
+        featurizer=cfg.featurizer,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        schnet_lr_scale=cfg.schnet_lr_scale,
+    )
+
+
+def module_hparams(module: PretrainModule) -> dict[str, Any]:
+    """Hyper-parameters of every part of the module, as built (for config.json)."""
+    out: dict[str, Any] = {"encoder": module.encoder.hparams}
+    method = getattr(module, "method", None)
+    if method is not None:
+        out["method_2d"] = {"name": method.name, **method.hparams}
+    if isinstance(module, GraphMVPModule):
+        out["encoder_3d"] = module.encoder_3d.hparams
+        out["loss"] = module.loss_fn.hparams
+        out["param_group_lrs"] = [g["lr"] for g in module.param_groups() if g["params"]]
+    return out
+
+
+class _Unaliased:
+    """A module's state dict with each shared tensor listed once, for safetensors.
+
+    PyG's SchNet ``InteractionBlock`` shares its filter MLP between ``mlp`` and ``conv.nn``;
+    safetensors refuses tensors that share memory. Saving keeps the first name of each tensor,
+    loading fills the aliases back in, so the checkpoint round-trips strictly.
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+        self.aliases: dict[str, str] = {}
+        first: dict[tuple, str] = {}
+        for name, t in module.state_dict().items():
+            if t.numel() == 0:
+                continue
+            where = (t.untyped_storage().data_ptr(), t.storage_offset(), t.shape, t.stride())
+            if where in first:
+                self.aliases[name] = first[where]
+            else:
+                first[where] = name
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The module's state dict without the aliased names."""
+        return {k: v for k, v in self.module.state_dict().items() if k not in self.aliases}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True) -> Any:
+        """Load a state dict saved by :meth:`state_dict` (aliases restored from their source)."""
+        full = dict(state)
+        for alias, source in self.aliases.items():
+            if source in state:
+                full[alias] = state[source]
+        return self.module.load_state_dict(full, strict=strict)
+
+
+class _Recorder(L.Callback):
+    """After each epoch: log row, encoder dir, resumable checkpoint (rank 0 writes)."""
+
+    def __init__(self, run: PretrainRun):
+        self.run = run
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: PretrainModule) -> None:
+        # not at fit(): DDP process launch and setup are not training time
+        self.run.epoch_start = time.time()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: PretrainModule) -> None:
+        metrics = pl_module.pop_epoch_metrics()  # every rank: it gathers across ranks
+        seconds = time.time() - self.run.epoch_start
+        self.run.epochs_done += 1
+        row = {"epoch": self.run.epochs_done, "loss": metrics.pop("loss", None), **metrics}
+        row["time_s"] = round(seconds, 3)
+        row["mol_per_s"] = round(metrics["molecules"] / max(seconds, 1e-9), 2)
+        if trainer.is_global_zero:
+            self.run.record_epoch(row, pl_module, trainer.optimizers[0])
+
+
+class PretrainRun:
+    """State of one pre-training run in ``out_dir`` (fresh or resumed)."""
+
+    def __init__(self, data: PretrainData, cfg: PretrainConfig, out_dir: str | Path):
+        cfg.validate()
+        if cfg.method in METHODS_3D and not data.is_3d:
+            raise InvalidInputError(f"--method {cfg.method} needs conformers; the data has none")
+        if cfg.mask_mode == "subgraph" and data.info.get("hydrogens"):
+            raise InvalidInputError(
+                "--mask-mode subgraph needs conformers without hydrogens (the store was built "
+                "with --keep-hs)"
+            )
+        if len(data) < 2:
+            raise InvalidInputError(
+                f"pre-training needs at least 2 molecules, got {len(data)}"
+                + (f" ({data.info.get('excluded_reasons')} excluded)" if len(data.excluded) else "")
+            )
+        self.data, self.cfg = data, cfg
+        self.out_dir = Path(out_dir)
+        self.ckpt = self.out_dir / "checkpoints" / "last.safetensors"
+        self.log_rows: list[dict[str, Any]] = []
+        self.epochs_done = 0
+        self.wall_before = 0.0
+        self.started = self.epoch_start = time.time()
+        self.hparams: dict[str, Any] = {}
+
+    # -------------------------------------------------------------- config
+    def info(self) -> dict[str, Any]:
+        """Everything config.json records beside the encoder (see the module docstring)."""
+        train_s = sum(r["time_s"] for r in self.log_rows)
+        molecules = sum(r["molecules"] for r in self.log_rows)
+        return {
+            "method": self.cfg.method,
+            "epochs": self.cfg.epochs,
+            "epochs_done": self.epochs_done,
+            "complete": self.epochs_done >= self.cfg.epochs,
+            "data": self.data.info,
+            "pretraining": dataclasses.asdict(self.cfg),
+            "modules": self.hparams,
+            "wall_time_s": round(self.wall_before + time.time() - self.started, 2),
+            "train_time_s": round(train_s, 2),
+            "molecules_per_s": round(molecules / train_s, 2) if train_s > 0 else None,
+            "fewmol_version": __version__,
+            "hardware": hardware(),
+        }
+
+    def _check_resumable(self, module: PretrainModule) -> None:
+        """Refuse to resume a run whose method, model, settings or molecules differ."""
+        old = read_json(self.out_dir / "config.json", "pre-training config")
+        new_cfg = dataclasses.asdict(self.cfg)
+        old_cfg = old.get("pretraining", {})
+        diff = [k for k in new_cfg if k not in _RESUMABLE and old_cfg.get(k) != new_cfg[k]]
+        if old.get("encoder") != module.encoder.hparams:
+            diff.append("encoder")
+        for key in ("features_key", "store_key"):
+            if old.get("data", {}).get(key) != self.data.info.get(key):
+                diff.append(f"data ({key})")
+        if diff:
+            raise InvalidInputError(
+                f"cannot resume {self.out_dir}: {', '.join(diff)} differ from that run's; "
+                "use another --out, or --force to start over"
+            )
+
+    # -------------------------------------------------------------- per-epoch bookkeeping
+    def record_epoch(
+        self, row: dict[str, Any], module: PretrainModule, opt: torch.optim.Optimizer
+    ) -> None:
+        """Append the log row; write the log, the encoder dir and the resume checkpoint."""
+        self.log_rows.append(row)
+        write_text(
+            self.out_dir / "pretrain_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False)
+        )
+        save_encoder(self.out_dir, module.encoder, self.cfg.featurizer, **self.info())
+        state = {
+            "epochs_done": self.epochs_done,
+            "log_rows": self.log_rows,
+            "wall_s": self.wall_before + time.time() - self.started,
+        }
+        save_training_state(self.ckpt, _Unaliased(module), opt, state)  # type: ignore[arg-type]
+
+    def restore(self, module: PretrainModule) -> None:
+        """Load the last checkpoint into ``module`` and this run's counters."""
+        module.optimizer_state, state = load_training_state(
+            self.ckpt,
+            _Unaliased(module),  # type: ignore[arg-type]
+        )
+        self.epochs_done = int(state["epochs_done"])
+        self.log_rows = list(state["log_rows"])
+        self.wall_before = float(state.get("wall_s", 0.0))
+
+    # -------------------------------------------------------------- main
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train (or continue) and write the out dir; returns the final info (rank 0)."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        module = build_module(cfg)
+        self.hparams = module_hparams(module)
+        if resume and self.ckpt.exists():
+            self._check_resumable(module)
+            self.restore(module)
+        else:
+            for stale in ("encoder.safetensors", "pretrain_log.csv", "loss_curve.png"):
+                (self.out_dir / stale).unlink(missing_ok=True)
+            # the encoder dir's config before any weights exist: --init then fails clearly
+            write_json(
+                self.out_dir / "config.json",
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "kind": "encoder",
+                    "featurizer": cfg.featurizer,
+                    "encoder": module.encoder.hparams,
+                    "git_commit": git_commit(),
+                    **self.info(),
+                },
+            )
+        if len(self.data.excluded):
+            write_text(self.out_dir / "excluded.csv", self.data.excluded.to_csv(index=False))
+
+        remaining = cfg.epochs - self.epochs_done
+        if remaining > 0:
+            module.epoch_offset = self.epochs_done
+            dm = PretrainDataModule(
+                self.data,
+                cfg.batch_size,
+                cfg.seed,
+                epoch_offset=self.epochs_done,
+                conf_sampling=cfg.conf_sampling,
+                use_3d=cfg.method in METHODS_3D,
+            )
+            trainer = _trainer(
+                max_epochs=remaining,
+                accelerator=cfg.accelerator,
+                devices=cfg.devices,
+                strategy=cfg.strategy,
+                num_nodes=cfg.num_nodes,
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
+                enable_progress_bar=cfg.progress,
+                callbacks=[_Recorder(self)],
+            )
+            trainer.fit(module, datamodule=dm)
+            if not trainer.is_global_zero:
+                return {}
+        return self.finish(module)
+
+    def finish(self, module: PretrainModule) -> dict[str, Any]:
+        """Final encoder dir (config marked complete) and the loss curve."""
+        info = self.info()
+        save_encoder(self.out_dir, module.encoder, self.cfg.featurizer, **info)
+        plot_losses(self.log_rows, self.out_dir / "loss_curve.png", self.cfg.method)
+        return info
+
+
+def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """loss_curve.png: the total loss and its main parts per epoch (matplotlib, Agg)."""
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    df = pd.DataFrame(rows)
+    names = ["loss", "contrastive", "generative", *METHODS]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in names:
+        if name in df.columns:
+            ax.plot(df["epoch"], df[name], marker="o", ms=3, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean training loss")
+    ax.set_title(f"fewmol pretrain {title}")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def pretrain(
+    data: PretrainData, cfg: PretrainConfig, out_dir: str | Path, resume: bool = False
+) -> dict[str, Any]:
+    """Pre-train one encoder into ``out_dir``; returns config.json's info (empty on rank > 0)."""
+    return PretrainRun(data, cfg, out_dir).fit(resume=resume)

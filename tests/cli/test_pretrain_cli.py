@@ -1,0 +1,88 @@
+"""`fewmol pretrain` through typer's CliRunner: every method, outputs, user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fewmol.cli import app
+from fewmol.pretrain.data import PRETRAIN_METHODS
+
+pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")]
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
+TINY_RUN = [
+    "--max-molecules", "24", "--num-confs", "2", "--workers", "0", "--batch-size", "8",
+    "--num-layers", "2", "--hidden", "32", "--schnet-hidden", "16", "--schnet-interactions",
+    "2", "--accelerator", "cpu", "-q",
+]  # fmt: skip
+runner = CliRunner()
+
+
+def _run(*args: str | Path):
+    return runner.invoke(app, ["pretrain", *TINY_RUN, *[str(a) for a in args]])
+
+
+@pytest.mark.parametrize("method", PRETRAIN_METHODS)
+def test_each_method_writes_an_encoder_dir_that_finetune_loads(tmp_path, method):
+    pre = tmp_path / "pre"
+    result = _run("--method", method, "--data", TINY, "--epochs", "2", "--out", pre)
+    assert result.exit_code == 0, result.output
+    assert f"pre-trained {method}: 2 epochs on 24 molecules" in result.stdout
+    assert "molecules/s" in result.stdout
+    for name in ("config.json", "encoder.safetensors", "pretrain_log.csv", "loss_curve.png"):
+        assert (pre / name).is_file(), name
+    assert (pre / "checkpoints" / "last.safetensors").is_file()
+    log = pd.read_csv(pre / "pretrain_log.csv")
+    assert log["epoch"].tolist() == [1, 2]
+    assert {"loss", "molecules", "time_s", "mol_per_s"} <= set(log.columns)
+    cfg = json.loads((pre / "config.json").read_text())
+    assert cfg["kind"] == "encoder" and cfg["method"] == method and cfg["complete"]
+    assert cfg["pretraining"]["mask_ratio"] == 0.15 and "git_commit" in cfg
+    assert cfg["data"]["n_molecules"] == 24 and "hardware" in cfg
+    if method.startswith("graphmvp"):
+        assert cfg["data"]["n_conformers"] == 48
+        assert cfg["modules"]["encoder_3d"]["out_channels"] == 32
+        assert {"contrastive", "generative"} <= set(log.columns)
+
+    ft = tmp_path / "ft"
+    args = ["finetune", str(TINY), "--init", str(pre), "--epochs", "1", "--num-layers", "2"]
+    args += ["--hidden", "32", "--accelerator", "cpu", "-q", "--out", str(ft)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((ft / "config.json").read_text())["init_from"] == str(pre)
+
+
+def test_excluded_molecules_are_reported(tmp_path):
+    csv = tmp_path / "m.csv"
+    pd.DataFrame({"smiles": ["CCO", "c1ccccc1O", "C" * 101, "CC(=O)O"]}).to_csv(csv, index=False)
+    out = tmp_path / "pre"
+    result = runner.invoke(
+        app, ["pretrain", "--data", str(csv), "--num-confs", "1", "--workers", "0", "--epochs",
+              "1", "--batch-size", "4", "--num-layers", "2", "--hidden", "16",
+              "--schnet-hidden", "8", "--schnet-interactions", "1", "-q", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "data: 3 molecules" in result.stderr
+    assert "1 excluded (1 too many heavy atoms)" in result.stderr
+    assert pd.read_csv(out / "excluded.csv")["index"].tolist() == [2]
+
+
+def test_user_errors_exit_2(tmp_path):
+    result = _run("--method", "graphcl", "--data", TINY, "--out", tmp_path / "a")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "graphmvp, graphmvp-g, graphmvp-c, attrmask, contextpred" in result.stderr
+    result = _run("--data", tmp_path / "missing.csv", "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "neither a file" in result.stderr
+    result = _run("--contrastive", "cosine", "--out", tmp_path / "c")
+    assert result.exit_code == 2 and "ebm_nce, infonce" in result.stderr
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x").write_text("")
+    result = _run("--method", "attrmask", "--data", TINY, "--out", tmp_path / "d")
+    assert result.exit_code == 2 and "--resume" in result.stderr
+    result = _run("--method", "attrmask", "--data", tmp_path, "--out", tmp_path / "e")
+    assert result.exit_code == 2 and "not a conformer store" in result.stderr

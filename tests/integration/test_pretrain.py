@@ -1,0 +1,82 @@
+"""`fewmol pretrain` end to end: resume equals an unbroken run; finetune --init starts from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fewmol.cli import app
+from fewmol.io.checkpoint import load_tensors
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:.*treespec.*")]
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
+TINY_RUN = [
+    "--data", str(TINY), "--max-molecules", "24", "--num-confs", "2", "--workers", "0",
+    "--batch-size", "8", "--num-layers", "2", "--hidden", "32", "--schnet-hidden", "16",
+    "--schnet-interactions", "2", "--accelerator", "cpu", "-q",
+]  # fmt: skip
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Identical arithmetic between the runs compared below."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _pretrain(*args: str | Path) -> str:
+    result = runner.invoke(app, ["pretrain", *TINY_RUN, *[str(a) for a in args]])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_resumed_run_matches_an_unbroken_one(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    # graphmvp-g: shuffling, conformer choice, atom masks, AttrMask masks and VRR noise all
+    # have to continue exactly where the stopped run left them
+    _pretrain("--method", "graphmvp-g", "--epochs", "4", "--out", full)
+    _pretrain("--method", "graphmvp-g", "--epochs", "2", "--out", part)  # "killed" after 2
+    assert json.loads((part / "config.json").read_text())["epochs_done"] == 2
+    _pretrain("--method", "graphmvp-g", "--epochs", "4", "--resume", "--out", part)
+    a, b = pd.read_csv(full / "pretrain_log.csv"), pd.read_csv(part / "pretrain_log.csv")
+    assert a["epoch"].tolist() == b["epoch"].tolist() == [1, 2, 3, 4]
+    losses = [c for c in a.columns if c not in ("time_s", "mol_per_s")]
+    assert {"loss", "contrastive", "generative", "attrmask"} <= set(losses)
+    np.testing.assert_allclose(a[losses].to_numpy(), b[losses].to_numpy(), rtol=0, atol=1e-6)
+    wa, wb = load_tensors(full / "encoder.safetensors"), load_tensors(part / "encoder.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    cfg = json.loads((part / "config.json").read_text())
+    assert cfg["complete"] is True and cfg["epochs_done"] == 4
+
+    # resuming with other settings is refused
+    result = runner.invoke(
+        app, ["pretrain", *TINY_RUN, "--method", "graphmvp-g", "--epochs", "5", "--resume",
+              "--alpha2", "0.5", "--out", str(part)],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "alpha2" in result.output
+
+
+def test_finetune_starts_from_the_pretrained_encoder(tmp_path, tiny_csv):
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    _pretrain("--method", "graphmvp", "--epochs", "1", "--out", pre)
+    # lr 0: the fine-tuned weights stay the initial ones, so they must equal the encoder's
+    args = ["finetune", str(tiny_csv), "--init", str(pre), "--epochs", "1", "--lr", "0"]
+    args += ["--num-layers", "2", "--hidden", "32", "--accelerator", "cpu", "-q"]
+    result = runner.invoke(app, [*args, "--out", str(ft)])
+    assert result.exit_code == 0, result.output
+    enc = load_tensors(pre / "encoder.safetensors")
+    model = load_tensors(ft / "model.safetensors")
+    params = [k for k in enc if "running_" not in k and "num_batches" not in k]
+    assert params and all(torch.equal(model[f"encoder.{k}"], enc[k]) for k in params)
+    cfg = json.loads((ft / "config.json").read_text())
+    assert cfg["init_from"] == str(pre) and cfg["encoder"]["dropout"] == 0.5
