@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from fewmol.cli.multitask_data import multitask_stats
 from fewmol.data import registry
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -119,3 +120,6 @@ def list_(
             _location_text(status, path, data_dir, wide),
         )
     console.print(table)
+
+
+app.command("multitask-stats")(multitask_stats)
