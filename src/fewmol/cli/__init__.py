@@ -10,6 +10,7 @@ import typer
 from fewmol.cli import bench as bench_cli
 from fewmol.cli import data as data_cli
 from fewmol.cli.conformers import conformers
+from fewmol.cli.dta import dta
 from fewmol.cli.embed import embed
 from fewmol.cli.finetune import finetune
 from fewmol.cli.predict import predict
@@ -26,6 +27,7 @@ app.command(no_args_is_help=True)(finetune)
 app.command(no_args_is_help=True)(predict)
 app.command(no_args_is_help=True)(embed)
 app.command(no_args_is_help=True)(conformers)
+app.command(no_args_is_help=True)(dta)
 app.command(no_args_is_help=True)(pretrain)
 app.add_typer(data_cli.app, name="data", help="Named datasets: list and locate them.")
 app.add_typer(bench_cli.app, name="bench", help="Reproduce the paper tables (resumable).")
