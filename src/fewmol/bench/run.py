@@ -21,9 +21,10 @@ from fewmol.bench.protocols import Protocol
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune, hardware
+from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune
 from fewmol.io.checkpoint import write_json
 from fewmol.io.modeldir import git_commit, git_dirty
+from fewmol.training import hardware
 
 
 def result_path(results: Path, protocol: str, method: str, dataset: str, seed: int) -> Path:

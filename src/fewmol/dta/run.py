@@ -29,7 +29,7 @@ from fewmol.dta.model import DEEPDTA_HIDDEN, build_dta_model
 from fewmol.dta.module import DTAModule
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.metrics import is_better
-from fewmol.finetune.run import _Recorder, _trainer, hardware
+from fewmol.finetune.run import _Recorder
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -41,6 +41,7 @@ from fewmol.io.checkpoint import (
     write_text,
 )
 from fewmol.io.modeldir import encoder_hparams, git_commit, load_pretrained_encoder
+from fewmol.training import hardware, make_trainer
 
 SELECT_METRIC = "mse"
 # config.json entries that must match for --resume to continue the same run
@@ -304,19 +305,7 @@ class DTARun:
                 epoch_offset=self.epochs_done,
                 max_len=cfg.max_len,
             )
-            trainer = _trainer(
-                max_epochs=remaining,
-                accelerator=cfg.accelerator,
-                devices=cfg.devices,
-                strategy=cfg.strategy,
-                num_nodes=cfg.num_nodes,
-                logger=False,
-                enable_checkpointing=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                enable_progress_bar=cfg.progress,
-                callbacks=[_DTARecorder(self)],
-            )
+            trainer = make_trainer(cfg, remaining, [_DTARecorder(self)])
             self.epoch_start = time.time()
             trainer.fit(module, datamodule=dm)
             if not trainer.is_global_zero:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from fewmol.io.checkpoint import (
     write_text,
 )
 from fewmol.io.modeldir import build_model, encoder_hparams, git_commit, load_pretrained_encoder
+from fewmol.training import hardware, make_trainer
 
 
 @dataclass
@@ -77,12 +77,6 @@ class FinetuneConfig:
     def metric(self, task_type: str) -> str:
         """Validation metric used to pick the best epoch."""
         return self.select_metric or ("roc_auc" if task_type == "classification" else "rmse")
-
-
-def hardware() -> str:
-    """Short description of the machine (for provenance)."""
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()} {torch.get_num_threads()} torch threads, {gpu}"
 
 
 class _Recorder(L.Callback):
@@ -255,19 +249,7 @@ class FinetuneRun:
                 cfg.seed,
                 epoch_offset=self.epochs_done,
             )
-            trainer = _trainer(
-                max_epochs=remaining,
-                accelerator=cfg.accelerator,
-                devices=cfg.devices,
-                strategy=cfg.strategy,
-                num_nodes=cfg.num_nodes,
-                logger=False,
-                enable_checkpointing=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                enable_progress_bar=cfg.progress,
-                callbacks=[_Recorder(self)],
-            )
+            trainer = make_trainer(cfg, remaining, [_Recorder(self)])
             self.epoch_start = time.time()
             trainer.fit(module, datamodule=dm)
             if not trainer.is_global_zero:
@@ -328,19 +310,6 @@ class FinetuneRun:
     def _scaling(self, key: str) -> np.ndarray | None:
         sc = read_json(self.out_dir / "config.json").get("target_scaling")
         return None if sc is None else np.asarray(sc[key], np.float32)
-
-
-def _trainer(**kwargs: Any) -> L.Trainer:
-    """A Lightning Trainer; bad accelerator/devices/strategy flags become user errors."""
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    try:
-        return L.Trainer(**kwargs)
-    except (MisconfigurationException, ValueError, RuntimeError) as e:
-        raise InvalidInputError(
-            f"cannot set up training with accelerator={kwargs.get('accelerator')!r}, "
-            f"devices={kwargs.get('devices')!r}, strategy={kwargs.get('strategy')!r}: {e}"
-        ) from None
 
 
 @torch.no_grad()

@@ -28,7 +28,6 @@ import torch
 from fewmol import __version__
 from fewmol.chem.featurize import get_featurizer
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.run import _trainer, hardware
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -50,6 +49,7 @@ from fewmol.pretrain.data import (
 from fewmol.pretrain.losses import CONTRASTIVE, GENERATIVE, GraphMVPLoss
 from fewmol.pretrain.methods import METHODS
 from fewmol.pretrain.module import MASK_MODES, GraphMVPModule, Pretrain2DModule, PretrainModule
+from fewmol.training import hardware, make_trainer
 
 #: the 2D method each GraphMVP variant adds (GraphMVP-G: AttrMask, GraphMVP-C: ContextPred)
 METHOD_2D = {"graphmvp-g": "attrmask", "graphmvp-c": "contextpred"}
@@ -385,20 +385,7 @@ class PretrainRun:
                 conf_sampling=cfg.conf_sampling,
                 use_3d=cfg.method in METHODS_3D,
             )
-            trainer = _trainer(
-                max_epochs=remaining,
-                accelerator=cfg.accelerator,
-                devices=cfg.devices,
-                strategy=cfg.strategy,
-                num_nodes=cfg.num_nodes,
-                logger=False,
-                enable_checkpointing=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                limit_val_batches=0,
-                enable_progress_bar=cfg.progress,
-                callbacks=[_Recorder(self)],
-            )
+            trainer = make_trainer(cfg, remaining, [_Recorder(self)], limit_val_batches=0)
             trainer.fit(module, datamodule=dm)
             if not trainer.is_global_zero:
                 return {}

@@ -1,0 +1,48 @@
+"""What every fewmol training run shares: the Lightning Trainer and hardware provenance."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import lightning as L
+import torch
+
+from fewmol.errors import InvalidInputError
+
+
+def hardware() -> str:
+    """Short description of the machine (for provenance)."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()} {torch.get_num_threads()} torch threads, {gpu}"
+
+
+def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra: Any) -> L.Trainer:
+    """A Lightning Trainer from a run config's accelerator/devices/strategy/num_nodes/progress.
+
+    Lightning's own logger and checkpoints are off: runs write safetensors checkpoints and CSV
+    logs through their callbacks. Bad accelerator/devices/strategy flags become user errors.
+    """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    kwargs = {
+        "max_epochs": max_epochs,
+        "accelerator": cfg.accelerator,
+        "devices": cfg.devices,
+        "strategy": cfg.strategy,
+        "num_nodes": cfg.num_nodes,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "enable_progress_bar": cfg.progress,
+        "callbacks": callbacks,
+        **extra,
+    }
+    try:
+        return L.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError, RuntimeError) as e:
+        raise InvalidInputError(
+            f"cannot set up training with accelerator={cfg.accelerator!r}, "
+            f"devices={cfg.devices!r}, strategy={cfg.strategy!r}: {e}"
+        ) from None
