@@ -723,7 +723,6 @@ def load_frame(
             dtype={spec.smiles_col: str, **{c: "float64" for c in cols}},
             keep_default_na=False,
             na_values={c: ["", "nan", "NaN"] for c in cols},
-            float_precision="round_trip",
         )
     except ValueError as e:
         raise InvalidInputError(f"dataset {spec.name!r}: non-numeric label in {path}: {e}") from e
