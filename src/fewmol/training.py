@@ -46,3 +46,28 @@ def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra
             f"cannot set up training with accelerator={cfg.accelerator!r}, "
             f"devices={cfg.devices!r}, strategy={cfg.strategy!r}: {e}"
         ) from None
+
+
+def adam_with_encoder_lr(
+    model: torch.nn.Module,
+    encoder: torch.nn.Module,
+    lr: float,
+    encoder_lr: float | None,
+    weight_decay: float,
+    state: dict | None = None,
+) -> torch.optim.Adam:
+    """Adam with the encoder in its own parameter group (``encoder_lr``, default ``lr``).
+
+    ``state`` (an optimiser state_dict restored on --resume) is loaded when given.
+    """
+    enc = list(encoder.parameters())
+    enc_ids = {id(p) for p in enc}
+    rest = [p for p in model.parameters() if id(p) not in enc_ids]
+    groups = [
+        {"params": enc, "lr": encoder_lr if encoder_lr is not None else lr},
+        {"params": rest, "lr": lr},
+    ]
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    if state is not None:
+        opt.load_state_dict(state)
+    return opt

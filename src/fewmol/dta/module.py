@@ -16,6 +16,7 @@ import torch
 
 from fewmol.data.dta import PairBatch
 from fewmol.dta.model import DTAModel
+from fewmol.training import adam_with_encoder_lr
 
 
 def _tie_pairs(a: np.ndarray) -> int:
@@ -185,15 +186,13 @@ class DTAModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam (DeepDTA); the GIN drug encoder may get its own learning rate."""
-        enc = list(self.model.drug_encoder.parameters())
-        enc_ids = {id(p) for p in enc}
-        rest = [p for p in self.model.parameters() if id(p) not in enc_ids]
-        groups = [
-            {"params": enc, "lr": self.encoder_lr if self.encoder_lr is not None else self.lr},
-            {"params": rest, "lr": self.lr},
-        ]
-        opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
-        if self.optimizer_state is not None:
-            opt.load_state_dict(self.optimizer_state)
-            self.optimizer_state = None
+        opt = adam_with_encoder_lr(
+            self.model,
+            self.model.drug_encoder,
+            self.lr,
+            self.encoder_lr,
+            self.weight_decay,
+            self.optimizer_state,
+        )
+        self.optimizer_state = None
         return opt

@@ -10,6 +10,7 @@ from torch import nn
 from fewmol.data.collate import GraphBatch
 from fewmol.finetune.metrics import evaluate
 from fewmol.models.heads import GraphPropertyModel
+from fewmol.training import adam_with_encoder_lr
 
 
 def masked_loss(out: torch.Tensor, y: torch.Tensor, task_type: str) -> torch.Tensor:
@@ -133,15 +134,13 @@ class FinetuneModule(L.LightningModule):
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam; the encoder may get its own learning rate."""
-        enc = list(self.model.encoder.parameters())
-        enc_ids = {id(p) for p in enc}
-        rest = [p for p in self.model.parameters() if id(p) not in enc_ids]
-        groups = [
-            {"params": enc, "lr": self.encoder_lr if self.encoder_lr is not None else self.lr},
-            {"params": rest, "lr": self.lr},
-        ]
-        opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
-        if self.optimizer_state is not None:
-            opt.load_state_dict(self.optimizer_state)
-            self.optimizer_state = None
+        opt = adam_with_encoder_lr(
+            self.model,
+            self.model.encoder,
+            self.lr,
+            self.encoder_lr,
+            self.weight_decay,
+            self.optimizer_state,
+        )
+        self.optimizer_state = None
         return opt
