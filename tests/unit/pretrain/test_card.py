@@ -1,0 +1,74 @@
+"""Shipping a pre-training run as a named checkpoint: files, card figures, loadability."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from fewmol.errors import ModelFileError
+from fewmol.io.modeldir import (
+    build_encoder,
+    encoder_hparams,
+    load_pretrained_encoder,
+    save_encoder,
+)
+from fewmol.pretrain.card import ship_checkpoint
+
+
+def _fake_run(path, complete: bool):
+    """An encoder dir like `fewmol pretrain` writes, with a two-epoch log."""
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=2, dim=16))
+    info = {
+        "method": "graphmvp-c",
+        "epochs": 2 if complete else 100,
+        "epochs_done": 2,
+        "complete": complete,
+        "data": {"n_molecules": 1234, "source": "moses", "n_conformers": 1234,
+                 "conformers_per_molecule": {"min": 1, "mean": 1.0, "max": 1},
+                 "conformer_settings": {"num_confs": 1, "seed": 42}, "n_excluded": 3,
+                 "excluded_reasons": {"embedding failed": 3}},
+        "pretraining": {"batch_size": 32, "lr": 0.001},
+        "wall_time_s": 7200.0,
+        "train_time_s": 7000.0,
+        "molecules_per_s": 88.5,
+        "hardware": "test box",
+    }  # fmt: skip
+    save_encoder(path, enc, "hu2019", **info)
+    pd.DataFrame({"epoch": [1, 2], "loss": [3.5, 2.25], "molecules": [1234, 1234]}).to_csv(
+        path / "pretrain_log.csv", index=False
+    )
+    return enc
+
+
+def test_shipped_dir_loads_and_card_states_the_budget(tmp_path):
+    enc = _fake_run(tmp_path / "run", complete=False)
+    out = ship_checkpoint(tmp_path / "run", tmp_path / "ckpt" / "graphmvp", "fewmol pretrain X")
+    loaded, cfg = load_pretrained_encoder(out)
+    for k, v in enc.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    card = (out / "README.md").read_text()
+    assert "2 done of 100 planned" in card and "stopped early" in card
+    assert "1,234" in card and "2.00 h" in card and "88.5 molecules/s" in card
+    assert "fewmol pretrain X" in card and "--init graphmvp" in card
+    assert "| 2 | 2.25 |" in card  # the log row of the last epoch
+    assert json.loads((out / "config.json").read_text())["epochs_done"] == 2
+
+
+def test_reshipping_replaces_the_old_checkpoint(tmp_path):
+    _fake_run(tmp_path / "run", complete=False)
+    dest = tmp_path / "graphmvp"
+    ship_checkpoint(tmp_path / "run", dest, "first")
+    _fake_run(tmp_path / "run", complete=True)
+    ship_checkpoint(tmp_path / "run", dest, "second")
+    card = (dest / "README.md").read_text()
+    assert "second" in card and "(complete)" in card and "stopped early" not in card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graphmvp", "run"]  # no temp dirs
+
+
+def test_unfinished_dir_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ModelFileError, match="not a finished pre-training dir"):
+        ship_checkpoint(tmp_path / "run", tmp_path / "x", "cmd")
