@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The shipped checkpoint's pre-training: GraphMVP-C on the default 50k MOSES sample (fixed seed),
+# planned for GraphMVP's 100 epochs. Resumable: rerun the same command after any stop and it
+# continues from its last finished epoch (the encoder dir in $OUT is valid after every epoch).
+#   NUM_CONFS=1 nohup benchmarks/run_pretrain_graphmvp_c.sh > benchmarks/logs/pretrain.log 2>&1 &
+# then ship it:  python scripts/ship_checkpoint.py $OUT graphmvp --command "<this command>"
+# Batch 32, not GraphMVP's 256: on CPU, SchNet's per-edge tensors at batch 256 fall out of cache
+# and throughput drops (benchmarks/results/speed.md: 102 vs 61 mol/s for GraphMVP); EBM-NCE
+# draws one negative per positive either way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"
+export FEWMOL_CACHE="${FEWMOL_CACHE:-$PWD/benchmarks/work/cache}"
+FEWMOL="${FEWMOL:-.venv/bin/fewmol}"
+OUT="${OUT:-benchmarks/work/pretrain/graphmvp-c}"
+"$FEWMOL" pretrain --method graphmvp-c --data moses --max-molecules 50000 \
+    --num-confs "${NUM_CONFS:-5}" --epochs "${EPOCHS:-100}" --batch-size 32 --seed 0 \
+    --workers 2 --out "$OUT" --resume --quiet "$@"
