@@ -1,4 +1,5 @@
-"""`fewmol bench run/report` on one bundled dataset, one seed, one epoch (~15 s)."""
+"""`fewmol bench`: a classification cell (bundled set, 1 epoch, ~15-25 s), tiny DTA and regression
+cells, the overview report, and user errors."""
 
 from __future__ import annotations
 
@@ -129,3 +130,123 @@ def test_unknown_protocol_exits_2(tmp_path) -> None:
     result = runner.invoke(app, ["bench", "report", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert "unknown benchmark protocol 'nope'" in " ".join(result.stderr.split())
+
+
+def test_report_without_protocol_writes_the_overview(grid, tmp_path) -> None:
+    out, _, result = grid
+    assert "overview:" in result.output  # `bench run` refreshes the overview too
+    overview = out / "README.md"
+    overview.unlink()
+    report = runner.invoke(app, ["bench", "report", "--out", str(out)])
+    assert report.exit_code == 0, report.output
+    text = overview.read_text()
+    assert "## Classification: test ROC-AUC (%), scaffold split" in text
+    assert "| none (paper) | 65.4 (2.4) |" in text
+    assert (out / "plots" / "classification_bars.png").read_bytes().startswith(b"\x89PNG")
+    missing = runner.invoke(app, ["bench", "report", "all", "--out", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist" in " ".join(missing.stderr.split())
+
+
+TINY_DTA = {
+    "num_layers": 2,
+    "dim": 32,
+    "protein_emb_dim": 8,
+    "protein_filters": (8, 8, 8),
+    "protein_kernel": 4,
+    "mlp_hidden": (32, 16),
+    "max_len": 200,
+}
+
+
+def _dta_args(out: Path, work: Path, data: Path, *extra: str) -> list[str]:
+    return [
+        "bench", "dta", "--datasets", "davis", "--seeds", "0", "--epochs", "1",
+        "--max-pairs", "200", "--max-eval-pairs", "100", "--out", str(out), "--work", str(work),
+        "--data-dir", str(data), "--accelerator", "cpu", *extra,
+    ]  # fmt: skip
+
+
+def test_bench_dta_on_a_tiny_slice_writes_a_record(shared_data, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench_run, "DTA_MODEL", TINY_DTA)
+    out, work = tmp_path / "results", tmp_path / "work"
+    result = runner.invoke(app, _dta_args(out, work, shared_data))
+    assert result.exit_code == 0, result.output
+    rec = json.loads((out / "dta" / "none" / "davis" / "seed0.json").read_text())
+    assert (rec["protocol"], rec["metric"], rec["epochs"], rec["paper_epochs"]) == (
+        "dta",
+        "mse",
+        1,
+        100,
+    )
+    assert rec["test"] == rec["test_metrics"]["mse"] > 0
+    assert 0.0 <= rec["test_ci"] == rec["test_metrics"]["ci"] <= 1.0
+    assert rec["n_train_pairs"] == rec["max_pairs"] == 200 and rec["max_eval_pairs"] == 100
+    assert rec["n_pairs"] == 30056 and rec["split"] == "deepdta-setting1"
+    assert rec["split_sizes"] == {"train": 200, "valid": 100, "test": 100}
+    assert rec["units"] == "pKd" and rec["valid_fold"] == 0 and rec["pretraining"] is None
+    assert rec["model"]["dim"] == 32 and rec["train_pairs_per_s"] > 0
+    assert rec["wall_time_s"] > 0 and rec["hardware"] and rec["command"] and "git_commit" in rec
+    run_dir = work / "dta" / "none" / "davis" / "seed0-pairs200-eval100"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_at_best_valid"]["mse"] == pytest.approx(rec["test"])
+    page = (out / "dta" / "README.md").read_text()
+    assert "[1 ep] [200 train pairs] (n=1)" in page and "| none (paper) | 0.286 | 0.206 |" in page
+    assert "## Drug–target affinity" in (out / "README.md").read_text()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    # the same budget is skipped; another --max-pairs is a different cell budget and reruns
+    monkeypatch.setattr(bench_run, "train_dta", no_training)
+    again = runner.invoke(app, _dta_args(out, work, shared_data))
+    assert again.exit_code == 0 and "davis: all 1 runs done" in again.output
+    rerun = runner.invoke(app, _dta_args(out, work, shared_data, "--max-pairs", "300"))
+    assert isinstance(rerun.exception, AssertionError)
+
+
+def test_bench_regression_records_mae_r2_and_the_encoder_budget(tmp_path) -> None:
+    from fewmol.io.modeldir import build_encoder, encoder_hparams, save_encoder
+
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=16))
+    pre = tmp_path / "pre"
+    confs = {"min": 5, "mean": 5.0, "max": 5}
+    save_encoder(
+        pre, enc, "hu2019", method="graphmvp-c", epochs=10, epochs_done=3, complete=False,
+        data={"source": "moses", "n_molecules": 500, "conformers_per_molecule": confs},
+        wall_time_s=1234.5,
+    )  # fmt: skip
+    out, work = tmp_path / "results", tmp_path / "work"
+    args = ["bench", "regression", "--datasets", "freesolv", "--methods", "graphmvp-c"]
+    args += ["--pretrained", f"graphmvp-c={pre}", "--seeds", "0", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--work", str(work)])
+    assert result.exit_code == 0, result.output
+    rec = json.loads((out / "regression" / "graphmvp-c" / "freesolv" / "seed0.json").read_text())
+    assert rec["metric"] == "rmse" and rec["test"] == rec["test_metrics"]["rmse"]
+    assert rec["test_metrics"]["mae"] > 0 and rec["test_metrics"]["r2"] <= 1.0
+    budget = rec["pretraining"]
+    assert (budget["method"], budget["molecules"], budget["conformers_per_molecule"]) == (
+        "graphmvp-c",
+        500,
+        5.0,
+    )
+    assert (budget["epochs_done"], budget["epochs"], budget["wall_time_s"]) == (3, 10, 1234.5)
+    assert rec["init"] == str(pre) and rec["featurizer"] == "hu2019"
+    text = (out / "README.md").read_text()
+    assert "graphmvp-c on 500 molecules × 5 conformers, 3 of 10 epochs, 20.6 min" in text
+    assert "Test MAE (ours" in text and "Test R² (ours" in text
+
+
+def test_bad_bench_arguments_exit_2_before_any_work(tmp_path) -> None:
+    out = ["--out", str(tmp_path / "r"), "--work", str(tmp_path / "w")]
+    cases = [
+        (["bench", "dta", "--datasets", "bindingdb"], "bindingdb not in protocol 'dta'"),
+        (["bench", "dta", "--methods", "graphmvp-c"], "--pretrained graphmvp-c=ENCODER_DIR"),
+        (["bench", "regression", "--max-pairs", "10"], "apply to the dta protocol"),
+        (["bench", "run", "nope"], "unknown benchmark protocol 'nope'"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, [*args, *out])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert message in " ".join(result.stderr.split()), result.stderr
+    assert not (tmp_path / "r").exists() and not (tmp_path / "w").exists()

@@ -1,16 +1,54 @@
-"""Markdown tables from the stored per-run JSON files (deterministic; no training)."""
+"""Results pages and plots from the stored per-run JSON files (deterministic; no training).
+
+``write_report(protocol)`` writes ``<results>/<protocol>/README.md``; ``write_overview``
+writes ``<results>/README.md`` (every protocol present: its table beside the paper's rows, a
+caption with the fine-tuning and pre-training budget, secondary metrics, gain over no
+pre-training) and PNGs in ``<results>/plots/``. The same JSON files always give the same bytes:
+nothing depends on the clock, file order, or matplotlib's version string.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import os
+import zlib
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fewmol.bench.protocols import Protocol
+from fewmol.bench.protocols import PROTOCOLS, Protocol
 from fewmol.io.checkpoint import write_text
+
+Agg = dict[tuple[str, str], dict[str, Any]]
+
+# Fixed colours so a method looks the same in every plot, whatever else is plotted beside it.
+METHOD_COLOURS = {
+    "none": "#8c8c8c",
+    "attrmask": "#1f77b4",
+    "contextpred": "#ff7f0e",
+    "edgepred": "#bcbd22",
+    "infograph": "#17becf",
+    "graphcl": "#e377c2",
+    "joao": "#8c564b",
+    "graphmvp": "#2ca02c",
+    "graphmvp-g": "#d62728",
+    "graphmvp-c": "#9467bd",
+}
+_EXTRA_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d")
+_DIGITS = {"roc_auc": 1, "prc_auc": 1}  # in percent; everything else 3 decimals
+PLOT_DPI = 100
+_RC = {
+    "svg.hashsalt": "fewmol",  # SVG ids would otherwise be random
+    "font.family": "DejaVu Sans",  # bundled with matplotlib: same glyphs on every machine
+    "font.size": 8,
+    "figure.dpi": PLOT_DPI,
+    "savefig.dpi": PLOT_DPI,
+}
 
 
 def load_records(results: Path, protocol: str) -> list[dict[str, Any]]:
@@ -25,26 +63,51 @@ def _scale(metric: str) -> float:
     return 100.0 if metric in ("roc_auc", "prc_auc") else 1.0
 
 
-def aggregate(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(method, dataset) -> mean, std, n, epochs, wall time over seeds."""
+def _digits(metric: str) -> int:
+    return _DIGITS.get(metric, 3)
+
+
+def _value(r: dict[str, Any], metric: str | None) -> float | None:
+    """The primary test score (``metric`` None) or a secondary test metric of a record."""
+    if metric is None:
+        return r.get("test")
+    v = (r.get("test_metrics") or {}).get(metric)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def aggregate(records: list[dict[str, Any]], metric: str | None = None) -> Agg:
+    """(method, dataset) -> mean, std (ddof 0), n, epochs, wall time over seeds.
+
+    ``metric`` None aggregates each record's primary ``test`` score, else that entry of its
+    ``test_metrics`` (records written before those were stored simply count as missing).
+    """
     cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
         cells[(r["method"], r["dataset"])].append(r)
     out = {}
     for key, rs in cells.items():
-        vals = np.array([r["test"] for r in rs if r["test"] is not None], dtype=float)
+        vals = np.array([v for r in rs if (v := _value(r, metric)) is not None], dtype=float)
         out[key] = {
             "mean": float(vals.mean()) if len(vals) else float("nan"),
             "std": float(vals.std()) if len(vals) else float("nan"),
             "n": len(vals),
             "seeds": sorted(r["seed"] for r in rs),
             "epochs": sorted({r["epochs"] for r in rs}),
+            "max_pairs": sorted({r.get("max_pairs") or 0 for r in rs}),
             "wall_s": float(sum(r["wall_time_s"] for r in rs)),
-            "n_molecules": rs[0]["n_molecules"],
+            "n_molecules": rs[0].get("n_molecules"),
+            "n_pairs": rs[0].get("n_pairs"),
+            "n_train_pairs": sorted({r["n_train_pairs"] for r in rs if "n_train_pairs" in r}),
+            "pairs_per_s": [r["train_pairs_per_s"] for r in rs if r.get("train_pairs_per_s")],
             "commits": sorted({(r.get("git_commit") or "?")[:10] for r in rs}),
             "hardware": sorted({r.get("hardware", "?") for r in rs}),
         }
     return out
+
+
+def order_methods(methods: Sequence[str] | set[str]) -> list[str]:
+    """'none' first, then the others alphabetically (the order of every table and plot)."""
+    return sorted(set(methods), key=lambda m: (m != "none", m))
 
 
 def _paper_cell(v: tuple[float, float | None] | None, scale: float) -> str:
@@ -55,11 +118,19 @@ def _paper_cell(v: tuple[float, float | None] | None, scale: float) -> str:
     return f"{v[0]:.{digits}f}" + (f" ({v[1]:.{digits}f})" if v[1] is not None else "")
 
 
+def _cell_notes(protocol: Protocol, a: dict[str, Any]) -> str:
+    """'[N ep]' when a cell ran another budget than the paper's, '(n=k)' for missing seeds."""
+    note = "" if a["epochs"] == [protocol.epochs] else f" [{','.join(map(str, a['epochs']))} ep]"
+    if a["max_pairs"] != [0]:
+        note += f" [{','.join(str(p or 'all') for p in a['max_pairs'])} train pairs]"
+    return note + ("" if a["n"] == len(protocol.seeds) else f" (n={a['n']})")
+
+
 def markdown_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     """Ours (mean ± std over seeds) beside the paper's rows for the same methods."""
     agg = aggregate(records)
     sc = _scale(protocol.metric)
-    methods = sorted({m for m, _ in agg}, key=lambda m: (m != "none", m))
+    methods = order_methods({m for m, _ in agg})
     ds = list(protocol.datasets)
     head = "| method | " + " | ".join(ds) + " | Avg |\n|---|" + "---|" * (len(ds) + 1) + "\n"
     lines = []
@@ -70,16 +141,9 @@ def markdown_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
             if not a or not a["n"]:
                 cells.append("–")
                 continue
-            note = (
-                ""
-                if a["epochs"] == [protocol.epochs]
-                else f" [{','.join(map(str, a['epochs']))} ep]"
-            )
-            seeds_note = "" if a["n"] == len(protocol.seeds) else f" (n={a['n']})"
             digits = 1 if sc == 100 else 3
-            cells.append(
-                f"{a['mean'] * sc:.{digits}f} ± {a['std'] * sc:.{digits}f}{note}{seeds_note}"
-            )
+            notes = _cell_notes(protocol, a)
+            cells.append(f"{a['mean'] * sc:.{digits}f} ± {a['std'] * sc:.{digits}f}{notes}")
             means.append(a["mean"] * sc)
         complete = len(means) == len(ds)
         ad = 2 if sc == 100 else 4
@@ -100,27 +164,263 @@ def markdown_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def provenance_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
-    """Budget and provenance per (method, dataset): seeds, epochs, molecules, wall time, commit."""
+def secondary_tables(protocol: Protocol, records: list[dict[str, Any]]) -> str:
+    """One table per secondary test metric (ours only: the paper reports none of them)."""
+    out = []
+    for metric in protocol.secondary:
+        agg = aggregate(records, metric)
+        if not any(a["n"] for a in agg.values()):
+            continue
+        sc, dg = _scale(metric), _digits(metric)
+        ds = list(protocol.datasets)
+        rows = [
+            f"Test {_metric_name(metric)} (ours, mean ± std over seeds, same runs and epoch as "
+            "the main table):",
+            "",
+            "| method | " + " | ".join(ds) + " |",
+            "|---|" + "---|" * len(ds),
+        ]
+        for m in order_methods({m for m, _ in agg}):
+            cells = []
+            for d in ds:
+                a = agg.get((m, d))
+                if a is None or not a["n"]:
+                    cells.append("–")
+                    continue
+                seeds_note = "" if a["n"] == len(protocol.seeds) else f" (n={a['n']})"
+                cells.append(f"{a['mean'] * sc:.{dg}f} ± {a['std'] * sc:.{dg}f}{seeds_note}")
+            rows.append(f"| **{m}** (ours) | " + " | ".join(cells) + " |")
+        out.append("\n".join(rows) + "\n")
+    return "\n".join(out)
+
+
+def _metric_name(metric: str) -> str:
+    return {
+        "roc_auc": "ROC-AUC (%)",
+        "prc_auc": "PRC-AUC (%)",
+        "rmse": "RMSE",
+        "mae": "MAE",
+        "r2": "R²",
+        "mse": "MSE",
+        "ci": "concordance index",
+    }.get(metric, metric)
+
+
+def gain_over_none(protocol: Protocol, agg: Agg) -> dict[tuple[str, str], tuple[float, float]]:
+    """(method, dataset) -> (gain, its std) over the 'none' row, positive = better than none.
+
+    Sign-aware: method − none for higher-is-better metrics (ROC-AUC), none − method for
+    lower-is-better ones (RMSE, MSE); in the table's units (ROC-AUC in points of %). The std
+    combines both rows' seed stds as independent.
+    """
+    sign = 1.0 if protocol.higher_is_better else -1.0
+    sc = _scale(protocol.metric)
+    out = {}
+    for (m, d), a in agg.items():
+        base = agg.get(("none", d))
+        if m == "none" or not base or not base["n"] or not a["n"]:
+            continue
+        gain = sign * (a["mean"] - base["mean"]) * sc
+        out[(m, d)] = (gain, math.hypot(a["std"], base["std"]) * sc)
+    return out
+
+
+def paper_gain(protocol: Protocol, method: str, dataset: str) -> float | None:
+    """The paper's gain of ``method`` over its 'none' row on ``dataset`` (same sign rule)."""
+    p, base = (
+        protocol.paper.get(method, {}).get(dataset),
+        protocol.paper.get("none", {}).get(dataset),
+    )
+    if p is None or base is None:
+        return None
+    return (1.0 if protocol.higher_is_better else -1.0) * (p[0] - base[0])
+
+
+def gain_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
+    """Gain over 'none' per dataset for each pre-trained method, ours then the paper's."""
     agg = aggregate(records)
+    gains = gain_over_none(protocol, agg)
+    methods = order_methods({m for m, _ in gains})
+    if not methods:
+        return ""
+    dg = _digits(protocol.metric)
+    ds = list(protocol.datasets)
+    direction = "method − none" if protocol.higher_is_better else "none − method"
     rows = [
-        "| method | dataset | seeds | epochs | molecules | wall time (all seeds) | commit "
-        "| hardware |",
-        "|---|---|---|---|---|---|---|---|",
+        f"Gain over no pre-training ({direction} in {_metric_name(protocol.metric)}; positive = "
+        "pre-training helped; ± combines both rows' seed stds):",
+        "",
+        "| method | " + " | ".join(ds) + " |",
+        "|---|" + "---|" * len(ds),
     ]
+    for m in methods:
+        cells = [
+            f"{gains[(m, d)][0]:+.{dg}f} ± {gains[(m, d)][1]:.{dg}f}" if (m, d) in gains else "–"
+            for d in ds
+        ]
+        rows.append(f"| **{m}** (ours) | " + " | ".join(cells) + " |")
+        if m in protocol.paper and "none" in protocol.paper:
+            pg = [paper_gain(protocol, m, d) for d in ds]
+            pd_ = 1 if _scale(protocol.metric) == 100 else 3
+            rows.append(
+                f"| {m} (paper) | "
+                + " | ".join("–" if g is None else f"{g:+.{pd_}f}" for g in pg)
+                + " |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def provenance_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
+    """Budget and provenance per (method, dataset): seeds, epochs, data size, wall time, commit."""
+    agg = aggregate(records)
+    if protocol.runner == "dta":
+        rows = [
+            "| method | dataset | seeds | epochs | pairs (trained on) | pairs/s | wall time "
+            "(all seeds) | commit | hardware |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+    else:
+        rows = [
+            "| method | dataset | seeds | epochs | molecules | wall time (all seeds) | commit "
+            "| hardware |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
     for (m, d), a in sorted(agg.items()):
+        size = f"{a['n_molecules']}"
+        if protocol.runner == "dta":
+            speed = f"{np.median(a['pairs_per_s']):.0f}" if a["pairs_per_s"] else "?"
+            size = f"{a['n_pairs']} ({','.join(map(str, a['n_train_pairs']))}) | {speed}"
         rows.append(
             f"| {m} | {d} | {','.join(map(str, a['seeds']))} | {','.join(map(str, a['epochs']))} "
-            f"| {a['n_molecules']} | {a['wall_s'] / 60:.1f} min | {', '.join(a['commits'])} "
+            f"| {size} | {a['wall_s'] / 60:.1f} min | {', '.join(a['commits'])} "
             f"| {'; '.join(a['hardware'])} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "? h"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def budget_text(budget: dict[str, Any]) -> str:
+    """One pre-training budget (a record's ``pretraining`` entry) as a phrase."""
+    mols = budget.get("molecules")
+    per = budget.get("conformers_per_molecule")
+    data = f"{mols:,} molecules" if isinstance(mols, int) else "? molecules"
+    if per:
+        data += f" × {per:g} conformers"
+    done, planned = budget.get("epochs_done"), budget.get("epochs")
+    epochs = f"{done if done is not None else '?'}" + (
+        f" of {planned} epochs" if planned not in (None, done) else " epochs"
+    )
+    method = budget.get("method") or budget.get("kind") or "?"
+    return (
+        f"{method} on {data}, {epochs}, {_hours(budget.get('wall_time_s'))} "
+        f"(`{budget.get('source')}`)"
+    )
+
+
+def pretraining_summary(records: list[dict[str, Any]]) -> dict[str, str]:
+    """method -> what its encoder was pre-trained on, with what budget (older records: unknown)."""
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_method[r["method"]].append(r)
+    out = {}
+    for m, rs in by_method.items():
+        if all(not r.get("init") for r in rs):
+            out[m] = "no pre-training"
+            continue
+        texts = sorted({budget_text(r["pretraining"]) for r in rs if r.get("pretraining")})
+        missing = sorted(
+            {str(r.get("init")) for r in rs if r.get("init") and not r.get("pretraining")}
+        )
+        if missing:
+            texts.append(
+                "budget not recorded (runs written before records kept it; "
+                f"init {', '.join(missing)})"
+            )
+        out[m] = "; ".join(texts)
+    return out
+
+
+def _epochs_text(protocol: Protocol, rs: list[dict[str, Any]]) -> str:
+    """'100 epochs' or '100 epochs (bbbp, sider), 30 epochs (cep)' for one method's runs."""
+    by_ep: dict[int, set[str]] = defaultdict(set)
+    for r in rs:
+        by_ep[r["epochs"]].add(r["dataset"])
+
+    def n(e: int) -> str:
+        return f"{e} epoch{'' if e == 1 else 's'}"
+
+    if len(by_ep) == 1:
+        return n(next(iter(by_ep)))
+    return ", ".join(
+        f"{n(e)} ({', '.join(d for d in protocol.datasets if d in by_ep[e])})"
+        for e in sorted(by_ep, reverse=True)
+    )
+
+
+def _pairs_text(rs: list[dict[str, Any]]) -> str:
+    """DTA: how many training pairs each dataset's runs used."""
+    per: dict[str, set[str]] = defaultdict(set)
+    for r in rs:
+        n = r.get("n_train_pairs")
+        per[r["dataset"]].add(
+            f"{n:,}" + (" (subsample)" if r.get("max_pairs") else "") if n is not None else "?"
+        )
+    return ", ".join(f"{d} {'/'.join(sorted(v))}" for d, v in sorted(per.items()))
+
+
+def caption(protocol: Protocol, records: list[dict[str, Any]]) -> str:
+    """The table's caption: fine-tuning and pre-training budget per method, hardware, commits."""
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_method[r["method"]].append(r)
+    pre = pretraining_summary(records)
+    seeds = sorted({r["seed"] for r in records})
+    if protocol.runner == "dta":
+        setup = (
+            f"GIN drug encoder (dropout {protocol.dropout}) + DeepDTA protein CNN + MLP, Adam lr "
+            f"{protocol.lr}, batch {protocol.batch_size}; validation fold 0 of the 5 training folds"
+        )
+    else:
+        setup = (
+            f"GIN fine-tuning, Adam lr {protocol.lr}, batch {protocol.batch_size}, dropout "
+            f"{protocol.dropout}"
+        )
+    lines = [
+        f"*Caption.* {setup}; seeds {','.join(map(str, seeds))}; the paper's budget is "
+        f"{protocol.epochs} epochs. Test score at the best-validation epoch. Per method:",
+        "",
+    ]
+    for m in order_methods(by_method):
+        rs = by_method[m]
+        wall = sum(r["wall_time_s"] for r in rs)
+        feats = ", ".join(sorted({r.get("featurizer") or "?" for r in rs}))
+        extra = f", training pairs: {_pairs_text(rs)}" if protocol.runner == "dta" else ""
+        lines.append(
+            f"- **{m}**: pre-training: {pre[m]}; fine-tuning: {_epochs_text(protocol, rs)}"
+            f"{extra}, featuriser {feats}, {_hours(wall)} wall time over {len(rs)} runs."
+        )
+    hw = "; ".join(sorted({r.get("hardware", "?") for r in records}))
+    commits = ", ".join(sorted({(r.get("git_commit") or "?")[:10] for r in records}))
+    dirty = sum(1 for r in records if r.get("git_dirty"))
+    note = (
+        f" ({dirty} of {len(records)} runs from a tree with uncommitted changes)" if dirty else ""
+    )
+    lines += ["", f"Hardware: {hw}. Commits: {commits}{note}."]
+    return "\n".join(lines) + "\n"
 
 
 def write_report(protocol: Protocol, results: Path) -> Path:
     """Write ``results/<protocol>/README.md`` from the stored runs; return its path."""
     records = load_records(results, protocol.name)
     commands = sorted({r.get("command", "") for r in records})
+    secondary = secondary_tables(protocol, records)
+    pre = pretraining_summary(records)
+    pre_lines = [f"- **{m}**: {pre[m]}" for m in order_methods(pre) if pre[m] != "no pre-training"]
     text = (
         f"# {protocol.name}: test {protocol.metric}"
         f"{' (%)' if _scale(protocol.metric) == 100 else ''}, {protocol.split} split\n\n"
@@ -133,6 +433,8 @@ def write_report(protocol: Protocol, results: Path) -> Path:
         f"Rows marked *(paper)* are the published numbers ({protocol.paper_source}), "
         "not ours. The Avg column is only given when every dataset is present.\n\n"
         + markdown_table(protocol, records)
+        + (f"\n{secondary}" if secondary else "")
+        + ("\n## Pre-training budget\n\n" + "\n".join(pre_lines) + "\n" if pre_lines else "")
         + "\n## Budget and provenance\n\n"
         + provenance_table(protocol, records)
         + "\nCommands:\n\n"
@@ -140,5 +442,198 @@ def write_report(protocol: Protocol, results: Path) -> Path:
         + "\n"
     )
     path = Path(results) / protocol.name / "README.md"
+    write_text(path, text)
+    return path
+
+
+# ------------------------------------------------------------------------------------ plots
+def method_colour(method: str) -> str:
+    """Fixed colour of a method (a stable hash picks one for methods outside the known list)."""
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    return _EXTRA_COLOURS[zlib.crc32(method.encode()) % len(_EXTRA_COLOURS)]
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically (temporary name in the same dir, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask's mode
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    """PNG bytes that depend only on the figure: no 'Software' (version) text chunk."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
+    _write_bytes(path, buf.getvalue())
+
+
+def _with_rc(fn: Callable[[], None]) -> None:
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fn()
+
+
+def plot_bars(protocol: Protocol, records: list[dict[str, Any]], path: Path) -> Path | None:
+    """Per-dataset bars (ours, mean ± std over seeds) with the paper's value marked."""
+    from matplotlib.figure import Figure
+
+    agg = aggregate(records)
+    sc = _scale(protocol.metric)
+    methods = order_methods({m for m, _ in agg})
+    ds = [d for d in protocol.datasets if any(agg.get((m, d), {}).get("n") for m in methods)]
+    if not ds:
+        return None
+
+    def draw() -> None:
+        ncols = min(len(ds), 4)
+        nrows = math.ceil(len(ds) / ncols)
+        width = max(6.4, 0.4 + ncols * max(2.4, 0.45 * len(methods) + 1))
+        fig = Figure(figsize=(width, 1.0 + 2.8 * nrows))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for ax, d in zip(axes.flat, ds):
+            lo, hi = [], []
+            for i, m in enumerate(methods):
+                a = agg.get((m, d))
+                if a and a["n"]:
+                    mean, std = a["mean"] * sc, a["std"] * sc
+                    ax.bar(i, mean, 0.7, color=method_colour(m), edgecolor="black", lw=0.5)
+                    ax.errorbar(i, mean, yerr=std, color="black", capsize=3, lw=0.8)
+                    lo.append(mean - std)
+                    hi.append(mean + std)
+                p = protocol.paper.get(m, {}).get(d)
+                if p is not None:
+                    ax.plot(i, p[0], marker="_", color="black", markersize=14, mew=2)
+                    lo.append(p[0])
+                    hi.append(p[0])
+            pad = 0.15 * (max(hi) - min(lo)) + 0.02 * max(abs(max(hi)), 1e-9)
+            ax.set_ylim(max(0.0, min(lo) - pad), max(hi) + pad)
+            ax.set_xlim(-0.6, len(methods) - 0.4)
+            ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+            ax.set_title(d)
+            ax.grid(axis="y", lw=0.3, alpha=0.6)
+        for ax in list(axes.flat)[len(ds) :]:
+            ax.set_visible(False)
+        axes[0][0].set_ylabel(_metric_name(protocol.metric))
+        better = "higher" if protocol.higher_is_better else "lower"
+        fig.suptitle(
+            f"{protocol.title or protocol.name} ({better} is better)\nbars: ours, mean ± std "
+            "over seeds; black dash: the published value (paper)"
+        )
+        fig.set_layout_engine("constrained")
+        _save_png(fig, path)
+
+    _with_rc(draw)
+    return path
+
+
+def plot_gain(protocol: Protocol, records: list[dict[str, Any]], path: Path) -> Path | None:
+    """Gain over no pre-training per dataset for each pre-trained method (positive = better)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    agg = aggregate(records)
+    gains = gain_over_none(protocol, agg)
+    methods = order_methods({m for m, _ in gains})
+    ds = [d for d in protocol.datasets if any((m, d) in gains for m in methods)]
+    if not ds:
+        return None
+
+    def draw() -> None:
+        fig = Figure(figsize=(max(6.4, 2.5 + len(ds) * (0.5 + 0.3 * len(methods))), 3.6))
+        ax = fig.subplots()
+        width = 0.8 / len(methods)
+        for j, m in enumerate(methods):
+            for k, d in enumerate(ds):
+                x = k + (j - (len(methods) - 1) / 2) * width
+                if (m, d) in gains:
+                    g, e = gains[(m, d)]
+                    ax.bar(x, g, width, color=method_colour(m), edgecolor="black", lw=0.5)
+                    ax.errorbar(x, g, yerr=e, color="black", capsize=2, lw=0.8)
+                pg = paper_gain(protocol, m, d)
+                if pg is not None:
+                    ax.plot(x, pg, marker="x", color="black", markersize=5, mew=1.2)
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_xticks(range(len(ds)), ds)
+        direction = "method − none" if protocol.higher_is_better else "none − method"
+        ax.set_ylabel(f"gain in {_metric_name(protocol.metric)} ({direction})")
+        ax.grid(axis="y", lw=0.3, alpha=0.6)
+        handles = [Patch(color=method_colour(m), label=m) for m in methods]
+        handles.append(
+            Line2D([], [], color="black", marker="x", ls="none", label="paper (published)")
+        )
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.suptitle(
+            f"{protocol.title or protocol.name}\ngain over no pre-training (positive = better); "
+            "error bars: both rows' seed stds combined"
+        )
+        fig.set_layout_engine("constrained")
+        _save_png(fig, path)
+
+    _with_rc(draw)
+    return path
+
+
+# ------------------------------------------------------------------------------------ overview
+def protocols_present(results: Path) -> list[Protocol]:
+    """Protocols with at least one stored run under ``results``, in PROTOCOLS order."""
+    return [p for p in PROTOCOLS.values() if any((Path(results) / p.name).glob("*/*/seed*.json"))]
+
+
+def overview_section(protocol: Protocol, records: list[dict[str, Any]], results: Path) -> str:
+    """One protocol's section of the overview page (tables, caption, plots); writes the PNGs."""
+    plots = Path(results) / "plots"
+    bars = plot_bars(protocol, records, plots / f"{protocol.name}_bars.png")
+    gain = plot_gain(protocol, records, plots / f"{protocol.name}_gain.png")
+    parts = [
+        f"## {protocol.title or protocol.name}",
+        "",
+        markdown_table(protocol, records),
+        caption(protocol, records),
+    ]
+    secondary = secondary_tables(protocol, records)
+    if secondary:
+        parts.append(secondary)
+    gains = gain_table(protocol, records)
+    parts.append(gains if gains else "No pre-trained runs yet: no gain over no pre-training.\n")
+    if bars:
+        parts.append(f"![{protocol.name}: per-dataset scores](plots/{bars.name})\n")
+    if gain:
+        parts.append(f"![{protocol.name}: gain over no pre-training](plots/{gain.name})\n")
+    parts.append(
+        f"Per-run budget and provenance, and the commands: "
+        f"[`{protocol.name}/README.md`]({protocol.name}/README.md).\n"
+    )
+    return "\n".join(parts)
+
+
+def write_overview(results: Path) -> Path:
+    """Write ``results/README.md`` (+ ``results/plots/*.png``) and every per-protocol page."""
+    results = Path(results)
+    present = protocols_present(results)
+    sections = []
+    for proto in present:
+        write_report(proto, results)
+        sections.append(overview_section(proto, load_records(results, proto.name), results))
+    text = (
+        "# Benchmark results\n\n"
+        "Generated by `fewmol bench report` from the per-run JSON files under this directory "
+        "(`<protocol>/<method>/<dataset>/seed<k>.json`); do not edit by hand. Regenerating "
+        "needs no training and gives the same bytes.\n\n"
+        "Ours: mean ± std (population, over seeds) of the test score at the best-validation "
+        "epoch. Rows marked *(paper)* are the published numbers (GraphMVP, Liu et al., ICLR "
+        "2022), not ours. A cell ran the paper's epochs unless it says `[N ep]`; `(n=k)` marks "
+        "cells with fewer seeds finished. Each caption states the budget: fine-tuning epochs, "
+        "and for pre-trained encoders the molecules, epochs and wall time of pre-training.\n\n"
+        + ("\n".join(sections) if sections else "No stored runs yet.\n")
+    )
+    path = results / "README.md"
     write_text(path, text)
     return path

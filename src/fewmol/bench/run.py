@@ -1,13 +1,17 @@
 """Run a protocol grid (datasets x methods x seeds), resumable per (dataset, method, seed).
 
 Each finished cell writes ``<results>/<protocol>/<method>/<dataset>/seed<k>.json`` with the
-score, budget and provenance; a cell whose JSON exists with the same epochs is skipped, and
-an unfinished cell resumes from its own checkpoint in the work dir.
+score, budget and provenance (and, for a pre-trained encoder, its pre-training budget); a cell
+whose JSON exists with the same budget (epochs; for DTA also the pair subsamples) is skipped,
+and an unfinished cell resumes from its own checkpoint in the work dir. Molecule-table
+protocols fine-tune through ``fewmol.finetune.run``; the ``dta`` protocol trains through
+``fewmol.dta.run`` on DeepDTA's setting-1 folds (validation fold 0), as ``fewmol dta`` does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -18,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from fewmol.bench.protocols import Protocol
+from fewmol.data.dta import load_dta
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
-from fewmol.errors import InvalidInputError
+from fewmol.dta.run import DTAConfig, train_dta
+from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune
 from fewmol.io.checkpoint import write_json
-from fewmol.io.modeldir import git_commit, git_dirty
+from fewmol.io.modeldir import git_commit, git_dirty, read_model_config, resolve_init
 from fewmol.training import hardware
 
 
@@ -32,13 +38,15 @@ def result_path(results: Path, protocol: str, method: str, dataset: str, seed: i
     return Path(results) / protocol / method / dataset / f"seed{seed}.json"
 
 
-def _done(path: Path, epochs: int) -> bool:
+def _done(path: Path, expect: dict[str, Any]) -> bool:
+    """Whether a cell's JSON exists and was run with the budget ``expect`` (epochs, pairs)."""
     if not path.exists():
         return False
     try:
-        return json.loads(path.read_text()).get("epochs") == epochs
+        rec = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
+    return all(rec.get(k) == v for k, v in expect.items())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -90,6 +98,98 @@ def init_for(method: str, pretrained: dict[str, str]) -> str | None:
     return pretrained.get(method, method)
 
 
+def featurizer_for(init: str | None, explicit: str | None = None) -> str:
+    """Featuriser of a cell: the one asked for, else the --init encoder's, else hu2019."""
+    if explicit:
+        return explicit
+    if init:
+        return read_model_config(resolve_init(init)).get("featurizer", "hu2019")
+    return "hu2019"
+
+
+def pretrain_budget(init: str | None) -> dict[str, Any] | None:
+    """Pre-training budget of an --init encoder, read from its config.json (None without init).
+
+    Keys follow ``fewmol.pretrain.run.PretrainRun.info``; an encoder dir written some other
+    way (a fine-tuned model dir, a shipped checkpoint) gives None for what it does not record.
+    """
+    if not init:
+        return None
+    cfg = read_model_config(resolve_init(init))
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    per_mol = data.get("conformers_per_molecule")
+    if isinstance(per_mol, dict):
+        per_mol = per_mol.get("mean")
+    elif data.get("n_conformers") and data.get("n_molecules"):
+        per_mol = data["n_conformers"] / data["n_molecules"]
+    return {
+        "source": str(init),
+        "kind": cfg.get("kind"),
+        "method": cfg.get("method"),
+        "epochs": cfg.get("epochs"),
+        "epochs_done": cfg.get("epochs_done"),
+        "complete": cfg.get("complete"),
+        "molecules": data.get("n_molecules"),
+        "conformers_per_molecule": per_mol,
+        "data_source": data.get("source"),
+        "wall_time_s": cfg.get("wall_time_s"),
+        "featurizer": cfg.get("featurizer"),
+        "hardware": cfg.get("hardware"),
+        "git_commit": cfg.get("git_commit"),
+    }
+
+
+# Model-size overrides for DTA cells (tests shrink the GIN and the CNN; a run records its sizes).
+DTA_MODEL: dict[str, Any] = {}
+
+
+def _budget_key(
+    protocol: Protocol,
+    epochs: int,
+    max_pairs: int | None,
+    max_eval: int | None,
+    featurizer: str | None = None,
+) -> dict[str, Any]:
+    """What a finished cell's JSON must match to be skipped (one budget per results tree)."""
+    key: dict[str, Any] = {"epochs": epochs}
+    if featurizer is not None:
+        key["featurizer"] = featurizer
+    if protocol.runner == "dta":
+        key.update(max_pairs=max_pairs, max_eval_pairs=max_eval)
+    return key
+
+
+class _DatasetState:
+    """One dataset's table (or DTA pairs), split and graphs per featuriser, loaded on demand."""
+
+    def __init__(self, protocol: Protocol, dataset: str, data_dir: Path | None, workers: int):
+        self.protocol, self.dataset, self.workers = protocol, dataset, workers
+        self._graphs: dict[str, Any] = {}
+        if protocol.runner == "dta":
+            self.data = load_dta(dataset, data_dir)  # DeepDTA setting-1, valid fold 0
+            self.table = self.info = self.split = None
+        else:
+            self.table, self.info = load_dataset(
+                dataset,
+                None,
+                None,
+                None,
+                "skip",
+                data_dir,
+                drop_duplicates=protocol.drop_duplicates,
+            )
+            self.split = make_split(protocol.split, self.table.smiles)
+
+    def graphs(self, featurizer: str) -> Any:
+        """Featurised molecules (cached per featuriser; methods may differ in featuriser)."""
+        if featurizer not in self._graphs:
+            if self.protocol.runner == "dta":
+                self._graphs[featurizer] = self.data.featurize(featurizer, self.workers)
+            else:
+                self._graphs[featurizer] = featurize_table(self.table, featurizer, self.workers)
+        return self._graphs[featurizer]
+
+
 def run_grid(
     protocol: Protocol,
     methods: Sequence[str],
@@ -100,11 +200,13 @@ def run_grid(
     epochs: int | None = None,
     data_dir: Path | None = None,
     pretrained: dict[str, str] | None = None,
-    featurizer: str = "hu2019",
+    featurizer: str | None = None,
     workers: int = 1,
     progress: bool = False,
     accelerator: str = "auto",
     log: Callable[[str], None] = print,
+    max_pairs: int | None = None,
+    max_eval_pairs: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run every missing cell of the grid; return the result records of all cells."""
     unknown = [d for d in datasets if d not in protocol.datasets]
@@ -113,8 +215,33 @@ def run_grid(
             f"{', '.join(unknown)} not in protocol {protocol.name!r} "
             f"(datasets: {', '.join(protocol.datasets)})"
         )
+    if not methods:
+        raise InvalidInputError("--methods needs at least one method (none or a pre-training)")
+    if protocol.runner != "dta" and (max_pairs is not None or max_eval_pairs is not None):
+        raise InvalidInputError(
+            f"--max-pairs / --max-eval-pairs apply to the dta protocol, not {protocol.name!r}"
+        )
+    for n, flag in ((max_pairs, "--max-pairs"), (max_eval_pairs, "--max-eval-pairs")):
+        if n is not None and n < 1:
+            raise InvalidInputError(f"{flag} must be >= 1, got {n}")
+    if epochs is not None and epochs < 1:
+        raise InvalidInputError(f"--epochs must be >= 1, got {epochs}")
     epochs = epochs or protocol.epochs
     pretrained = pretrained or {}
+    # resolve every encoder before loading data: a missing --pretrained dir fails at once
+    inits = {m: init_for(m, pretrained) for m in methods}
+    feats = {}
+    for m in methods:
+        try:
+            feats[m] = featurizer_for(inits[m], featurizer)
+        except ModelFileError as e:
+            raise ModelFileError(
+                f"method {m!r}: {e}; pass --pretrained {m}=ENCODER_DIR (a `fewmol pretrain` "
+                "output dir)"
+            ) from None
+    expect = {
+        m: _budget_key(protocol, epochs, max_pairs, max_eval_pairs, feats[m]) for m in methods
+    }
     command = " ".join(shlex.quote(a) for a in sys.argv)
     # provenance is the code this process started with, not whatever HEAD is when a cell ends
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
@@ -124,49 +251,57 @@ def run_grid(
             (m, s)
             for m in methods
             for s in seeds
-            if not _done(result_path(results, protocol.name, m, dataset, s), epochs)
+            if not _done(result_path(results, protocol.name, m, dataset, s), expect[m])
         ]
         if not todo:
             log(f"{dataset}: all {len(methods) * len(seeds)} runs done")
         else:
-            table, info = load_dataset(
-                dataset,
-                None,
-                None,
-                None,
-                "skip",
-                data_dir,
-                drop_duplicates=protocol.drop_duplicates,
-            )
-            graphs = featurize_table(table, featurizer, workers)
-            split = make_split(protocol.split, table.smiles)
+            state = _DatasetState(protocol, dataset, data_dir, workers)
             for method, seed in todo:
-                run_dir = Path(work) / protocol.name / method / dataset / f"seed{seed}"
+                # runs of another budget must not resume (or be resumed by) this one
+                cell = f"seed{seed}"
+                if max_pairs is not None or max_eval_pairs is not None:
+                    cell += f"-pairs{max_pairs or 'all'}-eval{max_eval_pairs or 'all'}"
+                if feats[method] != "hu2019":
+                    cell += f"-{feats[method]}"
+                run_dir = Path(work) / protocol.name / method / dataset / cell
                 with cell_lock(run_dir) as mine:
                     if not mine:
                         log(f"{dataset} / {method} / seed {seed}: another worker has it; skipped")
                         continue
-                    if _done(result_path(results, protocol.name, method, dataset, seed), epochs):
+                    result = result_path(results, protocol.name, method, dataset, seed)
+                    if _done(result, expect[method]):
                         continue
-                    _run_cell(
-                        protocol,
-                        method,
-                        dataset,
-                        seed,
-                        epochs,
-                        table,
-                        info,
-                        graphs,
-                        split,
+                    cell_args = _Cell(
+                        protocol, method, dataset, seed, epochs, inits[method], feats[method]
+                    )
+                    # the encoder's budget as loaded now (its pre-training may continue later)
+                    budget = pretrain_budget(inits[method])
+                    run_cell = _run_dta_cell if protocol.runner == "dta" else _run_cell
+                    record = run_cell(
+                        cell_args,
+                        state,
                         run_dir,
-                        results,
-                        pretrained,
-                        featurizer,
                         progress,
                         accelerator,
-                        command,
-                        code,
+                        max_pairs,
+                        max_eval_pairs,
                         log,
+                    )
+                    record.update(
+                        {
+                            "pretraining": budget,
+                            "hardware": hardware(),
+                            **code,
+                            "command": command,
+                            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        }
+                    )
+                    write_json(result, record)
+                    test = record["test"]
+                    log(
+                        f"  -> test {protocol.metric} {test if test is None else round(test, 4)} "
+                        f"(best epoch {record['best_epoch']}, {record['wall_time_s']:.0f} s)"
                     )
         for method in methods:
             for seed in seeds:
@@ -176,73 +311,141 @@ def run_grid(
     return records
 
 
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    """One (dataset, method, seed) of a grid and what it starts from."""
+
+    protocol: Protocol
+    method: str
+    dataset: str
+    seed: int
+    epochs: int
+    init: str | None
+    featurizer: str
+
+
 def _run_cell(
-    protocol: Protocol,
-    method: str,
-    dataset: str,
-    seed: int,
-    epochs: int,
-    table,
-    info: dict,
-    graphs,
-    split,
+    c: _Cell,
+    state: _DatasetState,
     run_dir: Path,
-    results: Path,
-    pretrained: dict[str, str],
-    featurizer: str,
     progress: bool,
     accelerator: str,
-    command: str,
-    code: dict[str, Any],
-    log: Callable[[str], None],
-) -> None:
-    """Fine-tune one (dataset, method, seed) cell and write its result JSON."""
+    max_pairs: int | None,
+    max_eval_pairs: int | None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Fine-tune one (dataset, method, seed) cell; return its record (provenance added later)."""
     t0 = time.time()
-    log(f"{dataset} / {method} / seed {seed}: {epochs} epochs on {len(table)} mols")
+    p, table = c.protocol, state.table
+    log(f"{c.dataset} / {c.method} / seed {c.seed}: {c.epochs} epochs on {len(table)} mols")
     cfg = FinetuneConfig(
-        epochs=epochs,
-        batch_size=protocol.batch_size,
-        lr=protocol.lr,
-        dropout=protocol.dropout,
-        featurizer=featurizer,
-        seed=seed,
-        init=init_for(method, pretrained),
-        select_metric=protocol.metric,
+        epochs=c.epochs,
+        batch_size=p.batch_size,
+        lr=p.lr,
+        dropout=p.dropout,
+        featurizer=c.featurizer,
+        seed=c.seed,
+        init=c.init,
+        select_metric=p.metric,
         progress=progress,
         accelerator=accelerator,
-        extra={"protocol": protocol.name, "method": method},
+        extra={"protocol": p.name, "method": c.method},
     )
-    m = finetune(table, split, cfg, run_dir, resume=True, data_info=info, graphs=graphs)
-    record = {
-        "protocol": protocol.name,
-        "method": method,
-        "dataset": dataset,
-        "seed": seed,
-        "metric": protocol.metric,
-        "test": m["test_at_best_valid"].get(protocol.metric),
-        "test_at_last_epoch": m["test_at_last_epoch"].get(protocol.metric),
-        "valid": m["best_valid"].get(protocol.metric),
+    graphs = state.graphs(c.featurizer)
+    m = finetune(table, state.split, cfg, run_dir, resume=True, data_info=state.info, graphs=graphs)
+    return {
+        "protocol": p.name,
+        "method": c.method,
+        "dataset": c.dataset,
+        "seed": c.seed,
+        "metric": p.metric,
+        "test": m["test_at_best_valid"].get(p.metric),
+        "test_at_last_epoch": m["test_at_last_epoch"].get(p.metric),
+        # every test metric (regression: RMSE, MAE, R²) for the secondary tables
+        "test_metrics": m["test_at_best_valid"],
+        "test_metrics_at_last_epoch": m["test_at_last_epoch"],
+        "valid": m["best_valid"].get(p.metric),
         "best_epoch": m["best_epoch"],
-        "epochs": epochs,
-        "paper_epochs": protocol.epochs,
+        "epochs": c.epochs,
+        "paper_epochs": p.epochs,
         "n_molecules": m["n_molecules"],
         "n_input_rows": table.n_input,
-        "split": protocol.split,
+        "split": p.split,
         "split_sizes": m["split_sizes"],
-        "featurizer": featurizer,
+        "featurizer": c.featurizer,
         "init": cfg.init,
-        "batch_size": protocol.batch_size,
-        "lr": protocol.lr,
+        "batch_size": p.batch_size,
+        "lr": p.lr,
         "wall_time_s": m["wall_time_s"],
         "session_wall_s": round(time.time() - t0, 1),
-        "hardware": hardware(),
-        **code,
-        "command": command,
-        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_json(result_path(results, protocol.name, method, dataset, seed), record)
-    test = record["test"]
-    log(
-        f"  -> test {protocol.metric} {test if test is None else round(test, 4)} "
-        f"(best epoch {record['best_epoch']}, {m['wall_time_s']:.0f} s)"
+
+
+def _run_dta_cell(
+    c: _Cell,
+    state: _DatasetState,
+    run_dir: Path,
+    progress: bool,
+    accelerator: str,
+    max_pairs: int | None,
+    max_eval_pairs: int | None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train one drug–target affinity cell; return its record (provenance added later)."""
+    t0 = time.time()
+    p, data = c.protocol, state.data
+    cfg = DTAConfig(
+        epochs=c.epochs,
+        batch_size=p.batch_size,
+        lr=p.lr,
+        dropout=p.dropout,
+        featurizer=c.featurizer,
+        seed=c.seed,
+        init=c.init,
+        max_pairs=max_pairs,
+        max_eval_pairs=max_eval_pairs,
+        progress=progress,
+        accelerator=accelerator,
+        extra={"protocol": p.name, "method": c.method},
+        **DTA_MODEL,
     )
+    n_train = min(len(data.split.train), max_pairs or len(data.split.train))
+    log(f"{c.dataset} / {c.method} / seed {c.seed}: {c.epochs} epochs on {n_train} pairs")
+    m = train_dta(data, cfg, run_dir, resume=True, graphs=state.graphs(c.featurizer))
+    best, last = m["test_at_best_valid"], m["test_at_last_epoch"]
+    return {
+        "protocol": p.name,
+        "method": c.method,
+        "dataset": c.dataset,
+        "seed": c.seed,
+        "metric": p.metric,
+        "test": best.get(p.metric),
+        "test_at_last_epoch": last.get(p.metric),
+        "test_ci": best.get("ci"),
+        "test_metrics": best,  # MSE, RMSE, concordance index, Pearson r
+        "test_metrics_at_last_epoch": last,
+        "valid": m["best_valid"].get(p.metric),
+        "best_epoch": m["best_epoch"],
+        "epochs": c.epochs,
+        "paper_epochs": p.epochs,
+        "units": m["units"],
+        "n_molecules": m["counts"]["drugs"],
+        "n_proteins": m["counts"]["proteins"],
+        "n_pairs": m["counts"]["pairs"],
+        "n_train_pairs": m["split_sizes"]["train"],
+        "max_pairs": max_pairs,
+        "max_eval_pairs": max_eval_pairs,
+        "split": p.split,
+        "valid_fold": data.valid_fold,
+        "split_sizes": m["split_sizes"],
+        "ligands": data.ligands,
+        "featurizer": c.featurizer,
+        "model": {"num_layers": cfg.num_layers, "dim": cfg.dim, "mlp_hidden": cfg.mlp_hidden},
+        "init": cfg.init,
+        "batch_size": p.batch_size,
+        "lr": p.lr,
+        "train_pairs_per_s": m["throughput"]["train_pairs_per_s"],
+        "torch_threads": m["throughput"]["torch_threads"],
+        "wall_time_s": m["wall_time_s"],
+        "session_wall_s": round(time.time() - t0, 1),
+    }

@@ -1,13 +1,21 @@
-"""`fewmol bench`: reproduce the paper tables, resumable per (dataset, method, seed)."""
+"""`fewmol bench`: reproduce the paper tables, resumable per (dataset, method, seed).
+
+``fewmol bench run PROTOCOL`` runs a grid; ``fewmol bench classification|regression|dta``
+are the same command with the protocol named first, as the issue words them.
+``fewmol bench report`` rebuilds the results pages and plots from the stored runs.
+"""
 
 from __future__ import annotations
 
+import inspect
+import typing
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from fewmol.bench.protocols import get_protocol
-from fewmol.bench.report import write_report
+from fewmol.bench.protocols import PROTOCOLS, get_protocol
+from fewmol.bench.report import write_overview, write_report
 from fewmol.bench.run import run_grid
 from fewmol.cli.common import console, parse_seeds, split_list, user_errors
 from fewmol.errors import InvalidInputError
@@ -15,51 +23,102 @@ from fewmol.errors import InvalidInputError
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
+def _pretrained_map(value: str | None) -> dict[str, str]:
+    """'graphmvp-c=pre/c,attrmask=pre/a' -> {method: encoder dir}."""
+    mapping = {}
+    for item in split_list(value) or []:
+        if "=" not in item:
+            raise InvalidInputError(f"--pretrained takes METHOD=DIR pairs, got {item!r}")
+        k, v = item.split("=", 1)
+        mapping[k.strip()] = v.strip()
+    return mapping
+
+
 @app.command("run", no_args_is_help=True)
 def run(
-    protocol: str = typer.Argument(..., help="classification"),
+    protocol: str = typer.Argument(..., help=" | ".join(PROTOCOLS)),
     methods: str = typer.Option("none", help="Comma-separated: none or pre-training methods."),
     seeds: str = typer.Option("0,1,2"),
     datasets: str = typer.Option(None, help="Comma-separated subset (default: all)."),
     epochs: int = typer.Option(None, help="Fine-tuning epochs (default: the paper's)."),
     out: Path = typer.Option(Path("benchmarks/results"), help="Results root."),
     work: Path = typer.Option(Path("benchmarks/work"), help="Model dirs and checkpoints."),
-    pretrained: str = typer.Option(None, help="METHOD=DIR,... encoders for the methods."),
+    pretrained: str = typer.Option(
+        None, help="METHOD=DIR,... encoder dirs (default: a shipped checkpoint of that name)."
+    ),
+    featurizer: str = typer.Option(
+        None, help="hu2019 | ogb (default: the --init encoder's, else hu2019)."
+    ),
+    max_pairs: int = typer.Option(
+        None, help="dta: train on a seeded subsample of N training pairs (recorded)."
+    ),
+    max_eval_pairs: int = typer.Option(
+        None, help="dta: evaluate on seeded subsamples of N valid and N test pairs (recorded)."
+    ),
     data_dir: Path = typer.Option(None),
     accelerator: str = typer.Option("auto"),
     progress: bool = typer.Option(False),
 ) -> None:
-    """Run the missing cells of a protocol grid, then rewrite its results page."""
+    """Run the missing cells of a protocol grid, then rewrite its results pages."""
     with user_errors():
         proto = get_protocol(protocol)
-        mapping = {}
-        for item in split_list(pretrained) or []:
-            if "=" not in item:
-                raise InvalidInputError(f"--pretrained takes METHOD=DIR pairs, got {item!r}")
-            k, v = item.split("=", 1)
-            mapping[k] = v
         run_grid(
             proto,
             split_list(methods) or ["none"],
             parse_seeds(seeds),
-            split_list(datasets) or list(proto.datasets),
+            [d.lower() for d in split_list(datasets) or proto.datasets],
             out,
             work,
             epochs,
             data_dir,
-            mapping,
+            _pretrained_map(pretrained),
+            featurizer=featurizer,
             progress=progress,
             accelerator=accelerator,
             log=lambda s: console.print(s, highlight=False),
+            max_pairs=max_pairs,
+            max_eval_pairs=max_eval_pairs,
         )
         console.print(f"results page: {write_report(proto, out)}")
+        console.print(f"overview: {write_overview(out)}")
+
+
+def _alias(name: str) -> Callable[..., None]:
+    """`fewmol bench NAME ...` = `fewmol bench run NAME ...` (same options, same code)."""
+
+    def command(**kwargs: typing.Any) -> None:
+        run(protocol=name, **kwargs)
+
+    # typer reads the options from the signature: run's, without the protocol argument
+    sig = inspect.signature(run)
+    hints = typing.get_type_hints(run)
+    params = [
+        p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "protocol"
+    ]
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    command.__doc__ = f"Same as `fewmol bench run {name}`: run the {name} grid (resumable)."
+    command.__name__ = name
+    return command
+
+
+for _name in PROTOCOLS:
+    app.command(_name)(_alias(_name))
 
 
 @app.command("report")
 def report(
-    protocol: str = typer.Argument("classification"),
+    protocol: str = typer.Argument(
+        "all", help=f"all (every table and plot) or one of: {', '.join(PROTOCOLS)}"
+    ),
     out: Path = typer.Option(Path("benchmarks/results"), help="Results root."),
 ) -> None:
-    """Rebuild the results page of a protocol from the stored per-run JSON files."""
+    """Rebuild the results pages (and plots) from the stored per-run JSON files."""
     with user_errors():
-        console.print(f"wrote {write_report(get_protocol(protocol), out)}")
+        if protocol.strip().lower() == "all":
+            if not out.is_dir():
+                raise InvalidInputError(f"results root {out} does not exist; pass --out DIR")
+            path = write_overview(out)
+            console.print(f"wrote {path} and {out / 'plots'}/ (and each protocol's README.md)")
+        else:
+            console.print(f"wrote {write_report(get_protocol(protocol), out)}")

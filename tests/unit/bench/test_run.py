@@ -1,0 +1,54 @@
+"""Grid bookkeeping: which cells count as done, and the pre-training budget of an encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fewmol.bench.protocols import get_protocol
+from fewmol.bench.report import budget_text
+from fewmol.bench.run import _budget_key, _done, pretrain_budget
+from fewmol.errors import ModelFileError
+from fewmol.io.modeldir import build_encoder, encoder_hparams, save_encoder
+
+
+def test_a_cell_is_done_only_with_the_same_budget(tmp_path: Path) -> None:
+    path = tmp_path / "seed0.json"
+    assert not _done(path, {"epochs": 10})
+    path.write_text(json.dumps({"epochs": 10, "max_pairs": None, "max_eval_pairs": None}))
+    dta, reg = get_protocol("dta"), get_protocol("regression")
+    assert _done(path, _budget_key(dta, 10, None, None))
+    assert not _done(path, _budget_key(dta, 10, 200, None))  # a subsample is another budget
+    assert not _done(path, _budget_key(dta, 20, None, None))
+    assert _budget_key(reg, 10, None, None) == {"epochs": 10}
+    path.write_text(json.dumps({"epochs": 10, "featurizer": "hu2019"}))
+    assert _done(path, _budget_key(reg, 10, None, None, "hu2019"))
+    assert not _done(path, _budget_key(reg, 10, None, None, "ogb"))  # another featuriser
+    path.write_text("{not json")
+    assert not _done(path, {"epochs": 10})
+
+
+def test_budget_of_an_encoder_without_pretraining_info(tmp_path: Path) -> None:
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=8))
+    save_encoder(tmp_path / "bare", enc, "hu2019")  # no method, data or wall time recorded
+    budget = pretrain_budget(str(tmp_path / "bare"))
+    assert budget["kind"] == "encoder" and budget["featurizer"] == "hu2019"
+    assert budget["molecules"] is None and budget["epochs_done"] is None
+    assert budget_text(budget).startswith("encoder on ? molecules, ? epochs, ? h")
+    assert pretrain_budget(None) is None
+    with pytest.raises(ModelFileError):
+        pretrain_budget(str(tmp_path / "missing"))
+
+
+def test_budget_counts_conformers_from_totals_when_no_per_molecule_summary(tmp_path) -> None:
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=8))
+    data = {"n_molecules": 40, "n_conformers": 100}
+    save_encoder(tmp_path / "e", enc, "hu2019", method="graphmvp", epochs=2, epochs_done=2,
+                 data=data, wall_time_s=90.0)  # fmt: skip
+    budget = pretrain_budget(str(tmp_path / "e"))
+    assert budget["conformers_per_molecule"] == 2.5
+    assert budget_text(budget) == (
+        f"graphmvp on 40 molecules × 2.5 conformers, 2 epochs, 1.5 min (`{tmp_path / 'e'}`)"
+    )
