@@ -10,6 +10,8 @@ Usage: python benchmarks/speed/pretrain_speed.py [--n 500] [--num-confs 5] [--st
        [--repeats 3] [--batch-sizes 32,256] [--methods graphmvp,attrmask,contextpred]
        [--data-dir ../shared/data] [--dry-run]
 (--dry-run prints the section instead of writing it into benchmarks/results/speed.md).
+``--methods`` takes any ``fewmol pretrain`` method (``all``: every one); with 2D methods only,
+no conformers are generated. JOAO and GraphLoG steps exclude their once-per-epoch updates.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from fewmol.data.conformer_store import build_conformer_store  # noqa: E402
 from fewmol.data.tables import read_table  # noqa: E402
 from fewmol.pretrain.data import (  # noqa: E402
     METHODS_3D,
+    PRETRAIN_METHODS,
     PretrainData,
     PretrainDataModule,
     resolve_pretrain_data,
     sample_indices,
 )
-from fewmol.pretrain.run import PretrainConfig, build_module  # noqa: E402
+from fewmol.pretrain.run import PretrainConfig, build_module, prepare_data  # noqa: E402
 
 
 def moses_sample(n: int, data_dir: Path) -> list[str]:
@@ -92,19 +95,29 @@ def main() -> None:
     )
     args = ap.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods == ["all"]:
+        methods = list(PRETRAIN_METHODS)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     smiles = moses_sample(args.n, args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        settings = ConformerSettings(num_confs=args.num_confs)
-        build_conformer_store(smiles, tmp, settings, workers=args.workers, progress=False)
+        if any(m in METHODS_3D for m in methods):
+            settings = ConformerSettings(num_confs=args.num_confs)
+            build_conformer_store(smiles, tmp, settings, workers=args.workers, progress=False)
+            source = tmp
+        else:  # 2D methods only: the SMILES themselves, no conformers to wait for
+            source = str(Path(tmp) / "smiles.csv")
+            pd.DataFrame({"smiles": smiles}).to_csv(source, index=False)
         conf_s = time.perf_counter() - t
-        data = {m: resolve_pretrain_data(tmp, m, max_molecules=None, workers=1) for m in methods}
+        data, modules = {}, {}
+        torch.manual_seed(0)
+        for m in methods:
+            cfg = PretrainConfig(method=m)
+            data[m] = prepare_data(cfg, resolve_pretrain_data(source, m, max_molecules=None))
+            modules[m] = build_module(cfg, data[m])
         d3 = next((data[m] for m in methods if m in METHODS_3D), None)
         n_mols = len(next(iter(data.values())))
-        torch.manual_seed(0)
-        modules = {m: build_module(PretrainConfig(method=m)) for m in methods}
         results: dict[tuple[str, int], list[tuple[float, float]]] = {}
         for _ in range(args.repeats):
             for bs in sizes:
@@ -122,14 +135,20 @@ def main() -> None:
             f"| {m} | {bs} | {np.median(mol):,.0f} | {mol.min():,.0f}-{mol.max():,.0f} | "
             f"{np.median(stp):.2f} | {n_par:,} |"
         )
-    confs = f"{d3.info['n_conformers']} conformers" if d3 is not None else "no conformers"
+    if d3 is not None:
+        confs = (
+            f"with up to {args.num_confs} ETKDG + MMFF conformers each "
+            f"({d3.info['n_conformers']} conformers; generated with {args.workers} processes in "
+            f"{conf_s:.0f} s)"
+        )
+    else:
+        confs = "(2D methods only: no conformers)"
     body = "\n".join(
         [
             "## Pre-training throughput (`benchmarks/speed/pretrain_speed.py`)",
             "",
-            f"{n_mols} MOSES molecules (fixed-seed sample) with up to {args.num_confs} ETKDG + "
-            f"MMFF conformers each ({confs}; generated with {args.workers} processes in "
-            f"{conf_s:.0f} s), heavy atoms. GIN 5 x 300, SchNet 128 x 6 (output 300), mask "
+            f"{n_mols} MOSES molecules (fixed-seed sample) {confs}, heavy atoms. "
+            "GIN 5 x 300, SchNet 128 x 6 (output 300), mask "
             f"ratio 0.15, EBM-NCE + VRR; one step = collate + forward + backward + Adam. "
             f"{args.steps} steps per measurement, {args.repeats} interleaved repeats "
             "(median, range). Parameters include SchNet and the VRR / method heads.",

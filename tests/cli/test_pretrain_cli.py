@@ -27,7 +27,12 @@ def _run(*args: str | Path):
     return runner.invoke(app, ["pretrain", *TINY_RUN, *[str(a) for a in args]])
 
 
-@pytest.mark.parametrize("method", PRETRAIN_METHODS)
+# the 2D baselines of issue 7 get a shorter smoke run below (1 epoch, 20 molecules)
+NEW_2D = ("edgepred", "infograph", "gpt-gnn", "graphlog", "g-contextual", "g-motif", "graphcl",
+          "joao")  # fmt: skip
+
+
+@pytest.mark.parametrize("method", [m for m in PRETRAIN_METHODS if m not in NEW_2D])
 def test_each_method_writes_an_encoder_dir_that_finetune_loads(tmp_path, method):
     pre = tmp_path / "pre"
     result = _run("--method", method, "--data", TINY, "--epochs", "2", "--out", pre)
@@ -57,6 +62,41 @@ def test_each_method_writes_an_encoder_dir_that_finetune_loads(tmp_path, method)
     assert json.loads((ft / "config.json").read_text())["init_from"] == str(pre)
 
 
+def _finetune_from(pre: Path, out: Path):
+    args = ["finetune", str(TINY), "--init", str(pre), "--epochs", "1", "--accelerator", "cpu"]
+    return runner.invoke(app, [*args, "-q", "--out", str(out)])
+
+
+@pytest.mark.parametrize("method", NEW_2D)
+def test_each_2d_baseline_pretrains_and_finetune_loads_it(tmp_path, method):
+    pre = tmp_path / "pre"
+    result = runner.invoke(
+        app, ["pretrain", "--method", method, "--data", str(TINY), "--max-molecules", "20",
+              "--epochs", "1", "--batch-size", "8", "--num-layers", "2", "--hidden", "16",
+              "--workers", "0", "--accelerator", "cpu", "-q", "--out", str(pre)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"pre-trained {method}: 1 epochs on 20 molecules" in result.stdout
+    cfg = json.loads((pre / "config.json").read_text())
+    assert cfg["method"] == method and cfg["complete"] and cfg["data"]["n_molecules"] == 20
+    assert cfg["modules"]["method_2d"]["name"] == method
+    assert "conformers_per_molecule" not in cfg["data"]  # 2D only: no conformers generated
+    if method == "g-contextual":  # the vocabulary is kept in the run's config
+        vocab = cfg["modules"]["method_2d"]["vocab"]
+        assert vocab[0] == "<other>" and "C_C-SINGLE1" in vocab
+    if method == "g-motif":
+        assert cfg["data"]["motif_labels"]["n_labels"] == 85
+    if method in ("graphcl", "joao"):
+        assert cfg["pretraining"]["aug_strength"] == 0.2
+    log = pd.read_csv(pre / "pretrain_log.csv")
+    assert log["epoch"].tolist() == [1] and log["loss"].notna().all()
+    assert (pre / "encoder.safetensors").is_file()
+    result = _finetune_from(pre, tmp_path / "ft")
+    assert result.exit_code == 0, result.output
+    ft_cfg = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert ft_cfg["init_from"] == str(pre) and ft_cfg["encoder"]["dim"] == 16
+
+
 def test_excluded_molecules_are_reported(tmp_path):
     csv = tmp_path / "m.csv"
     pd.DataFrame({"smiles": ["CCO", "c1ccccc1O", "C" * 101, "CC(=O)O"]}).to_csv(csv, index=False)
@@ -73,7 +113,7 @@ def test_excluded_molecules_are_reported(tmp_path):
 
 
 def test_user_errors_exit_2(tmp_path):
-    result = _run("--method", "graphcl", "--data", TINY, "--out", tmp_path / "a")
+    result = _run("--method", "graphcl2", "--data", TINY, "--out", tmp_path / "a")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "graphmvp, graphmvp-g, graphmvp-c, attrmask, contextpred" in result.stderr
     result = _run("--data", tmp_path / "missing.csv", "--out", tmp_path / "b")
@@ -86,3 +126,7 @@ def test_user_errors_exit_2(tmp_path):
     assert result.exit_code == 2 and "--resume" in result.stderr
     result = _run("--method", "attrmask", "--data", tmp_path, "--out", tmp_path / "e")
     assert result.exit_code == 2 and "not a conformer store" in result.stderr
+    result = _run(
+        "--method", "joao", "--aug-strength", "1.5", "--data", TINY, "--out", tmp_path / "f"
+    )
+    assert result.exit_code == 2 and "--aug-strength" in result.stderr

@@ -80,3 +80,26 @@ def test_finetune_starts_from_the_pretrained_encoder(tmp_path, tiny_csv):
     assert params and all(torch.equal(model[f"encoder.{k}"], enc[k]) for k in params)
     cfg = json.loads((ft / "config.json").read_text())
     assert cfg["init_from"] == str(pre) and cfg["encoder"]["dropout"] == 0.5
+
+
+@pytest.mark.parametrize("method", ["joao", "graphlog"])
+def test_per_epoch_method_state_survives_a_resume(tmp_path, method):
+    # JOAO's augmentation distribution and GraphLoG's prototypes change at epoch ends; the
+    # checkpoint written after an epoch must already hold the updated state
+    full, part = tmp_path / "full", tmp_path / "part"
+    _pretrain("--method", method, "--epochs", "3", "--out", full)
+    _pretrain("--method", method, "--epochs", "1", "--out", part)
+    _pretrain("--method", method, "--epochs", "3", "--resume", "--out", part)
+    a, b = pd.read_csv(full / "pretrain_log.csv"), pd.read_csv(part / "pretrain_log.csv")
+    values = [c for c in a.columns if c not in ("time_s", "mol_per_s")]
+    np.testing.assert_allclose(a[values].to_numpy(), b[values].to_numpy(), rtol=0, atol=1e-6)
+    ca = load_tensors(full / "checkpoints" / "last.safetensors")
+    cb = load_tensors(part / "checkpoints" / "last.safetensors")
+    state = [k for k in ca if k.startswith("model.method.")]
+    assert state and all(torch.allclose(ca[k].float(), cb[k].float(), atol=1e-6) for k in state)
+    if method == "joao":  # the distribution moved away from uniform
+        p = ca["model.method.aug_prob"]
+        assert not torch.allclose(p, torch.full_like(p, 1 / 25))
+        assert a[f"{method}_aug_entropy"].iloc[-1] < np.log(25) - 1e-3
+    else:  # epochs 2-3 trained the prototype term
+        assert a[f"{method}_loss_proto"].isna().tolist() == [True, False, False]

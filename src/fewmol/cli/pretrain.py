@@ -11,7 +11,7 @@ import typer
 from fewmol.cli.common import console, err_console, is_ddp_child, report_bad_rows, user_errors
 from fewmol.errors import InvalidInputError
 from fewmol.pretrain.data import METHODS_3D, PRETRAIN_METHODS, PretrainData, resolve_pretrain_data
-from fewmol.pretrain.run import PretrainConfig
+from fewmol.pretrain.run import PretrainConfig, prepare_data
 from fewmol.pretrain.run import pretrain as run_pretrain
 
 # files a pre-training run writes into --out (what --force may remove)
@@ -61,6 +61,10 @@ def pretrain(
     mask_ratio: float = typer.Option(0.15, help="GraphMVP's mask ratio M on the 2D input."),
     mask_mode: str = typer.Option("atoms", help="atoms (mask tokens) | subgraph (as GraphMVP)."),
     attrmask_ratio: float = typer.Option(0.15, help="Atoms masked by AttrMask."),
+    aug_strength: float = typer.Option(
+        0.2, help="GraphCL / JOAO: share of atoms or bonds an augmentation changes."
+    ),
+    joao_gamma: float = typer.Option(0.1, help="JOAO: pull of the pair distribution to uniform."),
     num_confs: int = typer.Option(5, min=1, help="Conformers generated per molecule (C)."),
     conf_sampling: str = typer.Option("cycle", help="cycle (one per epoch) | all (every one)."),
     max_molecules: int = typer.Option(50_000, min=1, help="Sample size (fixed seed)."),
@@ -81,8 +85,10 @@ def pretrain(
 ) -> None:
     """Pre-train a GIN encoder and write it as a dir for `fewmol finetune --init DIR`.
 
-    GraphMVP methods need 3D conformers: from a store (`fewmol conformers`), QM9, or generated
-    once from SMILES (--num-confs per molecule) and cached in $FEWMOL_CACHE/conformers.
+    GraphMVP methods (graphmvp, graphmvp-g, graphmvp-c) need 3D conformers: from a store
+    (`fewmol conformers`), QM9, or generated once from SMILES (--num-confs per molecule) and
+    cached in $FEWMOL_CACHE/conformers. The 2D baselines need SMILES only: attrmask,
+    contextpred, edgepred, infograph, gpt-gnn, graphlog, g-contextual, g-motif, graphcl, joao.
     """
     with user_errors():
         cfg = PretrainConfig(
@@ -94,6 +100,7 @@ def pretrain(
             schnet_hidden=schnet_hidden, schnet_filters=schnet_hidden,
             schnet_interactions=schnet_interactions, cutoff=cutoff,
             schnet_lr_scale=schnet_lr_scale, attrmask_ratio=attrmask_ratio,
+            aug_strength=aug_strength, joao_gamma=joao_gamma,
             max_molecules=max_molecules, workers=workers, accelerator=accelerator,
             devices=devices, strategy=strategy, num_nodes=num_nodes, progress=not quiet,
         )  # fmt: skip
@@ -122,6 +129,11 @@ def pretrain(
                 err_console.print(
                     f"conformers: RDKit ETKDG + MMFF, cached in {pdata.info['store']}", markup=False
                 )
+            if cfg.method_2d == "g-motif":  # ~1-2 ms per molecule the first time
+                err_console.print(
+                    "motif labels: RDKit fr_* functional groups (computed once, cached)"
+                )
+                prepare_data(cfg, pdata)
         info = run_pretrain(pdata, cfg, out, resume=resume)
         if not info:  # a non-zero DDP rank
             return

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fewmol.chem.featurize import featurize_many, get_featurizer
+from fewmol.chem.motifs import FUNCTIONAL_GROUPS, motif_labels, motif_source
 from fewmol.data.collate import GraphSet
 
 CHUNK = 4096
@@ -120,3 +121,44 @@ def featurize_to_graphset(
         save_npz_atomic(final, gs.arrays())
         shutil.rmtree(parts_dir, ignore_errors=True)
     return gs
+
+
+def motifs_key(smiles: Sequence[str]) -> str:
+    """Hash of the functional-group pattern set (RDKit version) and the ordered SMILES."""
+    h = hashlib.sha256(motif_source().encode())
+    for s in smiles:
+        h.update(b"\n")
+        h.update(s.encode())
+    return h.hexdigest()[:32]
+
+
+def _motif_chunk(smiles: list[str]) -> np.ndarray:
+    return motif_labels(smiles)
+
+
+def motif_labels_cached(
+    smiles: Sequence[str], workers: int = 1, cache: bool = True, cache_dir: Path | None = None
+) -> np.ndarray:
+    """(n, 85) uint8 functional-group labels of canonical SMILES, computed once and cached.
+
+    Cached beside the features (``$FEWMOL_CACHE/motifs/<key>.npz``, atomic write), keyed by
+    the SMILES and the RDKit version; ``workers`` processes compute chunks of ``CHUNK``.
+    """
+    smiles = list(smiles)
+    final = (cache_dir or cache_root() / "motifs") / f"{motifs_key(smiles)}.npz"
+    if cache and final.exists():
+        try:
+            with np.load(final, allow_pickle=False) as z:
+                return z["labels"]
+        except _UNREADABLE:
+            final.unlink(missing_ok=True)
+    chunks = [smiles[i : i + CHUNK] for i in range(0, len(smiles), CHUNK)]
+    if workers > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(_motif_chunk, chunks))
+    else:
+        parts = [_motif_chunk(c) for c in chunks]
+    labels = np.concatenate(parts) if parts else np.zeros((0, len(FUNCTIONAL_GROUPS)), np.uint8)
+    if cache:
+        save_npz_atomic(final, {"labels": labels})
+    return labels

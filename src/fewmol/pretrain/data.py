@@ -67,7 +67,18 @@ __all__ = [
 ]
 
 METHODS_3D = ("graphmvp", "graphmvp-g", "graphmvp-c")
-METHODS_2D = ("attrmask", "contextpred")
+METHODS_2D = (
+    "attrmask",
+    "contextpred",
+    "edgepred",
+    "infograph",
+    "gpt-gnn",
+    "graphlog",
+    "g-contextual",
+    "g-motif",
+    "graphcl",
+    "joao",
+)
 PRETRAIN_METHODS = METHODS_3D + METHODS_2D
 CONF_SAMPLING = ("cycle", "all")
 DEFAULT_MAX_MOLECULES = 50_000
@@ -97,6 +108,8 @@ class PretrainData:
     """store molecules left out: index (in the store), smiles, reason"""
     table: Table | None = field(default=None, repr=False)
     """the input table when DATA was a CSV or a dataset (for bad_rows.csv)"""
+    graph_labels: np.ndarray | None = field(default=None, repr=False)
+    """per-molecule targets a 2D method trains on (G-Motif's functional groups), (n, k)"""
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -500,7 +513,7 @@ class PretrainDataModule(L.LightningDataModule):
         else:
             sampler = EpochSeededSampler(len(self.data), self.seed, self.epoch_offset)
             dataset = _Indices(np.arange(len(self.data)))
-            collate = _Collate(self.data.graphs, None)
+            collate = _Collate(self.data.graphs, self.data.graph_labels)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

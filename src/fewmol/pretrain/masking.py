@@ -7,8 +7,14 @@ unchanged ones are shared with the input.
 Generic building blocks, meant for reuse by later methods (GraphCL, JOAO, GraphMVP-G/C):
 
 * :func:`sample_per_graph` -- draw ``k`` distinct items per segment of a batch vector.
+* :func:`atoms_by_graph`, :func:`random_atoms_of`, :func:`pairs_within_graphs`,
+  :func:`pair_keys` -- atoms grouped by graph, random atoms, all atom pairs of a graph, and
+  integer keys of atom pairs (for set membership with ``torch.isin``).
 * :func:`num_to_mask` -- how many atoms pretrain-gnns masks in a graph of ``n`` atoms.
 * :func:`hop_distances` -- multi-source BFS hop counts over ``edge_index``.
+* :func:`bfs_rank` -- a random breadth-first atom order per graph (GPT-GNN's generation order).
+* :func:`subgraph_keep` -- a connected region grown from a random atom (GraphMVP's subgraph
+  masking, GraphCL's subgraph augmentation).
 * :func:`induced_subgraph` -- keep some atoms (and the edges between them), re-indexed.
 
 Masking (AttrMask, Hu et al. 2019, as ``chem/util.py::MaskAtom`` of snap-stanford/pretrain-gnns):
@@ -77,6 +83,63 @@ def sample_per_graph(
     return torch.sort(perm[rank < k_t[seg]]).values
 
 
+def atoms_by_graph(
+    batch: torch.Tensor, num_graphs: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Atoms grouped by graph: ``(perm, starts, counts)``.
+
+    ``perm[starts[g] : starts[g] + counts[g]]`` are graph ``g``'s atoms (in input order), so
+    no layout of the batch vector is assumed.
+    """
+    counts = segment_counts(batch, num_graphs)
+    perm = torch.argsort(batch, stable=True)
+    return perm, torch.cumsum(counts, 0) - counts, counts
+
+
+def random_atoms_of(
+    graphs: torch.Tensor,
+    batch: torch.Tensor,
+    num_graphs: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One uniformly random atom of graph ``graphs[i]`` for every ``i`` (graphs need atoms)."""
+    perm, starts, counts = atoms_by_graph(batch, num_graphs)
+    r = _rand(graphs.numel(), generator, batch.device)
+    offset = torch.floor(r * counts[graphs].double()).long()
+    offset = torch.minimum(offset, counts[graphs] - 1)  # r < 1, but float rounding
+    return perm[starts[graphs] + offset]
+
+
+def pairs_within_graphs(
+    batch: torch.Tensor, num_graphs: int, graphs: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Every unordered atom pair ``(i, j)``, ``i != j``, of the same graph, as (2, n_pairs).
+
+    ``graphs``: optional (num_graphs,) bool, only pairs of those graphs. Built with
+    ``repeat_interleave`` over the graph-sorted atom order (sum of n_g (n_g - 1) / 2 pairs).
+    """
+    perm, starts, counts = atoms_by_graph(batch, num_graphs)
+    device = batch.device
+    n = batch.numel()
+    graph_sorted = batch[perm]
+    pos = torch.arange(n, device=device)
+    later = starts[graph_sorted] + counts[graph_sorted] - pos - 1  # atoms after it in its graph
+    if graphs is not None:
+        later = later * graphs[graph_sorted].long()
+    first = torch.repeat_interleave(pos, later)
+    step = torch.arange(first.numel(), device=device) - torch.repeat_interleave(
+        torch.cumsum(later, 0) - later, later
+    )
+    return torch.stack([perm[first], perm[first + 1 + step]])
+
+
+def pair_keys(src: torch.Tensor, dst: torch.Tensor, n: int, directed: bool = False) -> torch.Tensor:
+    """One int64 per atom pair (``min * n + max`` unless ``directed``), for set membership."""
+    if directed:
+        return src * n + dst
+    return torch.minimum(src, dst) * n + torch.maximum(src, dst)
+
+
 def num_to_mask(num_atoms: torch.Tensor, ratio: float) -> torch.Tensor:
     """Atoms to mask per graph: ``int(n * ratio + 1)`` as pretrain-gnns, capped at ``n``.
 
@@ -115,6 +178,50 @@ def hop_distances(
         dist[reached] = step
         frontier = reached
     return dist
+
+
+def bfs_rank(batch: GraphBatch, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Position of every atom in a random breadth-first order of its graph, all graphs at once.
+
+    Each graph gets a random root; atoms are ordered by hop distance from it, ties in random
+    order; atoms of other fragments (unreachable) come last, in random order. Every prefix of
+    a connected graph's order is therefore connected (each atom at distance d > 0 has a
+    neighbour at d - 1 before it).
+
+    Shapes: -> rank (n_atoms,) int64, 0 for each root.
+    """
+    n, g = batch.x.shape[0], batch.num_graphs
+    device = batch.x.device
+    counts = segment_counts(batch.batch, g)
+    roots = sample_per_graph(batch.batch, g, 1, generator)
+    max_hops = int(counts.max()) if g else 0
+    dist = hop_distances(batch.edge_index, n, roots, max_hops)
+    dist = torch.where(dist < 0, torch.full_like(dist, n), dist)  # unreachable: after the rest
+    key = dist.double() + _rand(n, generator, device)
+    order = torch.argsort(key)
+    order = order[torch.argsort(batch.batch[order], stable=True)]
+    seg = batch.batch[order]
+    rank = torch.empty(n, dtype=torch.long, device=device)
+    rank[order] = torch.arange(n, device=device) - (torch.cumsum(counts, 0) - counts)[seg]
+    return rank
+
+
+def subgraph_keep(
+    batch: GraphBatch, ratio: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Atoms kept by GraphMVP's subgraph masking: a connected region grown from a random atom.
+
+    Each graph of ``n`` atoms keeps ``min(n, int(n * (1 - ratio)) + 1)`` atoms (GraphMVP's
+    ``Molecule3DMaskingDataset.subgraph``, and GraphCL's ``subgraph`` augmentation): the first
+    atoms of :func:`bfs_rank`'s order. GraphMVP grows its region by sampling one frontier atom
+    at a time; taking whole hop shells gives the same kind of connected region with one
+    batched BFS instead of a Python loop per molecule.
+
+    Shapes: -> keep (n_atoms,) bool.
+    """
+    counts = segment_counts(batch.batch, batch.num_graphs)
+    k = torch.minimum(torch.floor(counts.double() * (1.0 - ratio)).long() + 1, counts)
+    return bfs_rank(batch, generator) < k[batch.batch]
 
 
 class Subgraph(NamedTuple):

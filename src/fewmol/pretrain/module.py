@@ -22,48 +22,16 @@ from fewmol.models.heads import global_pool
 from fewmol.models.schnet import SchNetEncoder
 from fewmol.pretrain.data import Batch3D
 from fewmol.pretrain.losses import GraphMVPLoss
-from fewmol.pretrain.masking import (
-    _rand,
-    hop_distances,
+from fewmol.pretrain.masking import (  # subgraph_keep: re-exported, it used to live here
     induced_subgraph,
     mask_atoms,
-    sample_per_graph,
-    segment_counts,
+    subgraph_keep,
 )
+
+__all__ = ["MASK_MODES", "GraphMVPModule", "Pretrain2DModule", "PretrainModule", "subgraph_keep"]
 
 MASK_MODES = ("atoms", "subgraph")
 Parts = dict[str, torch.Tensor | float]
-
-
-def subgraph_keep(
-    batch: GraphBatch, ratio: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Atoms kept by GraphMVP's subgraph masking: a connected region grown from a random atom.
-
-    Each graph of ``n`` atoms keeps ``min(n, int(n * (1 - ratio)) + 1)`` atoms (GraphMVP's
-    ``Molecule3DMaskingDataset.subgraph``): a random centre, then atoms in order of hop distance
-    from it, ties in random order; atoms of other fragments come last, in random order. GraphMVP
-    grows its region by sampling one frontier atom at a time; taking whole hop shells gives the
-    same kind of connected region with one batched BFS instead of a Python loop per molecule.
-
-    Shapes: -> keep (n_atoms,) bool.
-    """
-    n, g = batch.x.shape[0], batch.num_graphs
-    device = batch.x.device
-    counts = segment_counts(batch.batch, g)
-    k = torch.minimum(torch.floor(counts.double() * (1.0 - ratio)).long() + 1, counts)
-    centres = sample_per_graph(batch.batch, g, 1, generator)
-    max_hops = int(counts.max()) if g else 0
-    dist = hop_distances(batch.edge_index, n, centres, max_hops)
-    dist = torch.where(dist < 0, torch.full_like(dist, n), dist)  # unreachable: after the rest
-    key = dist.double() + _rand(n, generator, device)
-    order = torch.argsort(key)
-    order = order[torch.argsort(batch.batch[order], stable=True)]
-    seg = batch.batch[order]
-    rank = torch.arange(n, device=device) - (torch.cumsum(counts, 0) - counts)[seg]
-    keep = torch.zeros(n, dtype=torch.bool, device=device)
-    keep[order[rank < k[seg]]] = True
-    return keep
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -177,6 +145,16 @@ class Pretrain2DModule(PretrainModule):
         parts: Parts = {"loss": loss.detach()}
         parts.update({f"{self.method.name}_{k}": v for k, v in logs.items()})
         return loss, parts
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """After an epoch's last step, let the method update per-epoch state (JOAO, GraphLoG).
+
+        Here rather than in ``on_train_epoch_end``: Lightning runs callbacks' epoch-end hooks
+        first, so the epoch's checkpoint would otherwise miss the update.
+        """
+        epoch_end = getattr(self.method, "epoch_end", None)
+        if epoch_end is not None and batch_idx == self.trainer.num_training_batches - 1:
+            epoch_end(self.encoder, self.generator)
 
 
 class GraphMVPModule(PretrainModule):

@@ -27,6 +27,8 @@ import torch
 
 from fewmol import __version__
 from fewmol.chem.featurize import get_featurizer
+from fewmol.chem.motifs import motif_source
+from fewmol.data.store import motif_labels_cached
 from fewmol.errors import InvalidInputError
 from fewmol.io.checkpoint import (
     FORMAT,
@@ -48,6 +50,7 @@ from fewmol.pretrain.data import (
 )
 from fewmol.pretrain.losses import CONTRASTIVE, GENERATIVE, GraphMVPLoss
 from fewmol.pretrain.methods import METHODS
+from fewmol.pretrain.methods.contextual import build_context_vocab
 from fewmol.pretrain.module import MASK_MODES, GraphMVPModule, Pretrain2DModule, PretrainModule
 from fewmol.training import hardware, make_trainer
 
@@ -94,6 +97,8 @@ class PretrainConfig:
     schnet_lr_scale: float = 0.1
     # 2D methods (alone, or inside GraphMVP-G / -C)
     attrmask_ratio: float = 0.15
+    aug_strength: float = 0.2  # GraphCL / JOAO: share of atoms / bonds an augmentation changes
+    joao_gamma: float = 0.1  # JOAO: pull of the augmentation distribution toward uniform
     max_molecules: int | None = 50_000
     workers: int = 1
     accelerator: str = "auto"
@@ -116,6 +121,8 @@ class PretrainConfig:
             one_of("--conf-sampling", self.conf_sampling, CONF_SAMPLING),
             (0.0 <= self.mask_ratio < 1, f"--mask-ratio must be in [0, 1), not {self.mask_ratio}"),
             (0.0 <= self.attrmask_ratio <= 1.0, "--attrmask-ratio must be in [0, 1]"),
+            (0.0 <= self.aug_strength < 1.0, "--aug-strength must be in [0, 1)"),
+            (self.joao_gamma >= 0, "--joao-gamma must be >= 0"),
             (min(self.alpha1, self.alpha2, self.alpha3, self.beta) >= 0, "weights must be >= 0"),
             (self.temperature > 0, "--temperature must be > 0"),
             (self.epochs >= 1, "--epochs must be >= 1"),
@@ -132,22 +139,59 @@ class PretrainConfig:
         return self.method if self.method in METHODS else METHOD_2D.get(self.method)
 
 
-def build_method_2d(cfg: PretrainConfig) -> torch.nn.Module | None:
-    """The AttrMask / ContextPred module of the run, or None."""
+def build_method_2d(
+    cfg: PretrainConfig, data: PretrainData | None = None
+) -> torch.nn.Module | None:
+    """The 2D method module of the run (alone or inside GraphMVP-G / -C), or None.
+
+    G-Contextual builds its context vocabulary from ``data`` (the pre-training molecules).
+    """
     name = cfg.method_2d
+    if name is None:
+        return None
+    common: dict[str, Any] = {"featurizer": cfg.featurizer, "dim": cfg.dim}
     if name == "attrmask":
-        return METHODS[name](featurizer=cfg.featurizer, dim=cfg.dim, mask_ratio=cfg.attrmask_ratio)
+        return METHODS[name](**common, mask_ratio=cfg.attrmask_ratio)
     if name == "contextpred":
-        return METHODS[name](featurizer=cfg.featurizer, dim=cfg.dim, num_layers=cfg.num_layers)
-    return None
+        return METHODS[name](**common, num_layers=cfg.num_layers)
+    if name == "graphcl":
+        return METHODS[name](**common, aug_strength=cfg.aug_strength)
+    if name == "joao":
+        return METHODS[name](**common, aug_strength=cfg.aug_strength, gamma=cfg.joao_gamma)
+    if name == "g-motif":
+        return METHODS[name](dim=cfg.dim)
+    if name == "g-contextual":
+        if data is None:
+            raise ValueError("g-contextual builds its vocabulary from the data: pass data")
+        return METHODS[name](**common, vocab=build_context_vocab(data.graphs, cfg.featurizer))
+    return METHODS[name](**common)
 
 
-def build_module(cfg: PretrainConfig) -> PretrainModule:
-    """A fresh (randomly initialised) LightningModule for the configured method."""
+def prepare_data(cfg: PretrainConfig, data: PretrainData) -> PretrainData:
+    """Attach what the method trains on besides the graphs (G-Motif: motif labels, cached).
+
+    Idempotent; returns ``data``.
+    """
+    if cfg.method_2d == "g-motif" and data.graph_labels is None:
+        labels = motif_labels_cached(data.smiles, workers=max(cfg.workers, 1))
+        data.graph_labels = labels
+        data.info["motif_labels"] = {
+            "source": motif_source(),
+            "n_labels": int(labels.shape[1]),
+            "positive_rate": round(float(labels.mean()), 4) if labels.size else 0.0,
+        }
+    return data
+
+
+def build_module(cfg: PretrainConfig, data: PretrainData | None = None) -> PretrainModule:
+    """A fresh (randomly initialised) LightningModule for the configured method.
+
+    ``data`` is needed by methods with data-derived parts (G-Contextual's vocabulary).
+    """
     encoder = build_encoder(
         encoder_hparams(cfg.featurizer, cfg.num_layers, cfg.dim, cfg.dropout, cfg.jk)
     )
-    method = build_method_2d(cfg)
+    method = build_method_2d(cfg, data)
     if cfg.method not in METHODS_3D:
         return Pretrain2DModule(encoder, method, cfg.lr, cfg.weight_decay, cfg.seed)
     encoder_3d = SchNetEncoder(
@@ -271,7 +315,7 @@ class PretrainRun:
                 f"pre-training needs at least 2 molecules, got {len(data)}"
                 + (f" ({data.info.get('excluded_reasons')} excluded)" if len(data.excluded) else "")
             )
-        self.data, self.cfg = data, cfg
+        self.data, self.cfg = prepare_data(cfg, data), cfg
         self.out_dir = Path(out_dir)
         self.ckpt = self.out_dir / "checkpoints" / "last.safetensors"
         self.log_rows: list[dict[str, Any]] = []
@@ -305,7 +349,11 @@ class PretrainRun:
         old = read_json(self.out_dir / "config.json", "pre-training config")
         new_cfg = dataclasses.asdict(self.cfg)
         old_cfg = old.get("pretraining", {})
-        diff = [k for k in new_cfg if k not in _RESUMABLE and old_cfg.get(k) != new_cfg[k]]
+        # a setting added after that run was written had its default value there
+        defaults = dataclasses.asdict(PretrainConfig())
+        diff = [
+            k for k in new_cfg if k not in _RESUMABLE and old_cfg.get(k, defaults[k]) != new_cfg[k]
+        ]
         if old.get("encoder") != module.encoder.hparams:
             diff.append("encoder")
         for key in ("features_key", "store_key"):
@@ -350,7 +398,7 @@ class PretrainRun:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        module = build_module(cfg)
+        module = build_module(cfg, self.data)
         self.hparams = module_hparams(module)
         if resume and self.ckpt.exists():
             self._check_resumable(module)

@@ -46,7 +46,7 @@ def _encoder(featurizer: str = "hu2019", num_layers: int = 2, dim: int = 32) -> 
 
 
 def test_registry_and_hparams_round_trip() -> None:
-    assert METHODS == {"attrmask": AttrMask, "contextpred": ContextPred}
+    assert METHODS["attrmask"] is AttrMask and METHODS["contextpred"] is ContextPred
     m = AttrMask(dim=32, mask_edge=True)
     assert m.hparams == {"featurizer": "hu2019", "dim": 32, "mask_ratio": 0.15, "mask_edge": True}
     again = METHODS[m.name](**m.hparams)

@@ -14,6 +14,14 @@ A method is an ``nn.Module`` holding only its own parts (prediction heads, a con
   scalar tensor to back-propagate, ``logs`` a dict of floats to log (accuracies, counts).
 * ``method.hparams``: the constructor arguments, JSON-ready, for config.json;
   ``METHODS[method.name](**method.hparams)`` rebuilds the same module.
+* optional ``method.epoch_end(encoder, generator)``: per-epoch state (JOAO's augmentation
+  distribution, GraphLoG's prototypes); the training loop calls it after each epoch's last
+  optimisation step, before the epoch's checkpoint is written.
+
+Shared parts: :mod:`fewmol.pretrain.masking` (masks, subgraphs, BFS orders, per-graph
+sampling), :mod:`fewmol.pretrain.augment` (GraphCL's augmentations), ``_common`` (losses'
+small helpers). Methods that need data-derived state get it from the run: G-Contextual its
+vocabulary (``build_context_vocab``), G-Motif its labels (``batch.y``).
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ from torch import nn
 from fewmol.data.collate import GraphBatch
 from fewmol.pretrain.methods.attrmask import AttrMask
 from fewmol.pretrain.methods.contextpred import ContextPred
+from fewmol.pretrain.methods.contextual import GContextual
+from fewmol.pretrain.methods.edgepred import EdgePred
+from fewmol.pretrain.methods.gpt_gnn import GPTGNN
+from fewmol.pretrain.methods.graphcl import GraphCL
+from fewmol.pretrain.methods.graphlog import GraphLoG
+from fewmol.pretrain.methods.infograph import InfoGraph
+from fewmol.pretrain.methods.joao import JOAO
+from fewmol.pretrain.methods.motif import GMotif
 
 
 class PretrainMethod(Protocol):
@@ -41,6 +57,33 @@ class PretrainMethod(Protocol):
         ...
 
 
-METHODS: dict[str, type[nn.Module]] = {"attrmask": AttrMask, "contextpred": ContextPred}
+METHODS: dict[str, type[nn.Module]] = {
+    m.name: m
+    for m in (
+        AttrMask,
+        ContextPred,
+        EdgePred,
+        InfoGraph,
+        GPTGNN,
+        GraphLoG,
+        GContextual,
+        GMotif,
+        GraphCL,
+        JOAO,
+    )
+}
 
-__all__ = ["METHODS", "AttrMask", "ContextPred", "PretrainMethod"]
+__all__ = [
+    "JOAO",
+    "METHODS",
+    "AttrMask",
+    "ContextPred",
+    "EdgePred",
+    "GContextual",
+    "GMotif",
+    "GPTGNN",
+    "GraphCL",
+    "GraphLoG",
+    "InfoGraph",
+    "PretrainMethod",
+]
