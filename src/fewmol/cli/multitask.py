@@ -1,0 +1,201 @@
+"""`fewmol multitask`: structured multi-task learning (SGNN-EBM) and its baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from fewmol.cli.common import (
+    console,
+    err_console,
+    is_ddp_child,
+    report_bad_rows,
+    split_list,
+    user_errors,
+)
+from fewmol.errors import InvalidInputError
+from fewmol.multitask.model import METHODS, STRUCTURED
+
+_GRAPH_METHODS = ("jaccard", "pearson", "mi")
+
+
+def multitask(
+    data: str = typer.Argument(
+        ..., help="CSV (SMILES + many 0/1 task columns, empty = missing) or a dataset name."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
+    method: str = typer.Option("sgnn-ebm", help=" | ".join(METHODS) + "."),
+    task_graph: str = typer.Option(
+        "auto",
+        help="FILE (edge list task_a,task_b[,weight] or square matrix) | learned (from "
+        "training labels) | none | auto (the dataset's own graph, else learned).",
+    ),
+    graph_top_k: int = typer.Option(
+        None,
+        min=1,
+        help="Keep each task's k strongest relations (default 10 for matrices and "
+        "learned graphs; all edges of an edge list).",
+    ),
+    graph_method: str = typer.Option("jaccard", help="Learned graphs: jaccard | pearson | mi."),
+    lam: float = typer.Option(1.0, "--lambda", help="Weight λ of the pairwise energy terms."),
+    noise: str = typer.Option(
+        "adaptive",
+        help="NCE noise: fixed (training label frequencies) | adaptive (jointly trained SGNN).",
+    ),
+    noise_mix: float = typer.Option(0.1, help="Share of uniform noise mixed into the noise."),
+    nce_samples: int = typer.Option(4, min=1, help="Noise samples per molecule."),
+    gibbs_sweeps: int = typer.Option(20, min=1, help="Gibbs sweeps at inference."),
+    gibbs_chains: int = typer.Option(4, min=1, help="Parallel Gibbs chains per molecule."),
+    smoothing: float = typer.Option(
+        0.02, help="Uniform share mixed into every potential table (bounds couplings)."
+    ),
+    task_dim: int = typer.Option(64, min=1, help="Task embedding size (GCN)."),
+    state_dim: int = typer.Option(64, min=1, help="SGNN label-state size d."),
+    sgnn_hidden: int = typer.Option(128, min=1, help="Hidden size of the SGNN MLPs."),
+    sgnn_layers: int = typer.Option(2, min=0, help="SGNN message-passing layers."),
+    alpha: float = typer.Option(0.1, help="GradNorm / LBTW exponent α."),
+    dwa_temperature: float = typer.Option(2.0, help="DWA temperature."),
+    smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
+    target_cols: str = typer.Option(None, help="Comma-separated task columns (default: auto)."),
+    split: str = typer.Option("random", help="random (8-1-1) | scaffold | column:NAME | PATH."),
+    init: str = typer.Option(None, help="Pre-trained encoder dir or shipped checkpoint name."),
+    epochs: int = typer.Option(100, min=1),
+    batch_size: int = typer.Option(32, min=1),
+    lr: float = typer.Option(1e-3),
+    encoder_lr: float = typer.Option(None, help="Encoder learning rate (default: --lr)."),
+    weight_decay: float = typer.Option(0.0),
+    dropout: float = typer.Option(0.2),
+    num_layers: int = typer.Option(5, min=1),
+    hidden: int = typer.Option(300, min=1, help="GIN hidden size."),
+    featurizer: str = typer.Option("hu2019", help="hu2019 | ogb."),
+    seed: int = typer.Option(0),
+    on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
+    data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
+    workers: int = typer.Option(1, min=1, help="Featurisation processes."),
+    resume: bool = typer.Option(False, help="Continue a killed run in --out."),
+    force: bool = typer.Option(False, help="Overwrite an existing run in --out."),
+    accelerator: str = typer.Option("auto", help="Lightning accelerator: auto | cpu | gpu."),
+    devices: str = typer.Option("auto", help="Lightning devices, e.g. 1, 4 or auto."),
+    strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp."),
+    num_nodes: int = typer.Option(1, min=1),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a multi-task model (SGNN-EBM or a baseline) on DATA and write a model dir."""
+    from fewmol.multitask.inputs import build_task_graph, load_input, resolve_split
+    from fewmol.multitask.run import MultitaskConfig, featurize_input, train_multitask
+
+    with user_errors():
+        method = method.strip().lower()
+        if method not in METHODS:
+            raise InvalidInputError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+        if noise not in ("fixed", "adaptive"):
+            raise InvalidInputError(f"--noise must be fixed or adaptive, not {noise!r}")
+        if graph_method not in _GRAPH_METHODS:
+            raise InvalidInputError(
+                f"--graph-method must be one of {', '.join(_GRAPH_METHODS)}, not {graph_method!r}"
+            )
+        if on_invalid not in ("skip", "error"):
+            raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
+        child = is_ddp_child()
+        if out.exists() and any(out.iterdir()) and not (resume or force or child):
+            raise InvalidInputError(
+                f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
+            )
+        inp = load_input(data, smiles_col, split_list(target_cols), on_invalid, data_dir)
+        the_split = resolve_split(split, inp, seed)
+        graph = None
+        keyword = task_graph.strip().lower() in ("auto", "learned", "none")
+        if method in STRUCTURED or not keyword:  # a relation file is checked for every method
+            graph = build_task_graph(task_graph, inp, the_split.train, graph_top_k, graph_method)
+        cfg = MultitaskConfig(
+            method=method,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            encoder_lr=encoder_lr,
+            weight_decay=weight_decay,
+            dropout=dropout,
+            num_layers=num_layers,
+            dim=hidden,
+            featurizer=featurizer,
+            seed=seed,
+            init=init,
+            task_dim=task_dim,
+            state_dim=state_dim,
+            sgnn_hidden=sgnn_hidden,
+            sgnn_layers=sgnn_layers,
+            lam=lam,
+            noise=noise,
+            noise_mix=noise_mix,
+            nce_samples=nce_samples,
+            gibbs_sweeps=gibbs_sweeps,
+            gibbs_chains=gibbs_chains,
+            smoothing=smoothing,
+            alpha=alpha,
+            dwa_temperature=dwa_temperature,
+            workers=workers,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            progress=not quiet,
+            extra={
+                "data": data,
+                "split": split,
+                "task_graph": task_graph,
+                "graph_top_k": graph_top_k,
+                "graph_method": graph_method,
+                "on_invalid": on_invalid,
+            },
+        )
+        cfg.check()
+        if not child:  # every input is checked by now: nothing is written for a user error
+            if inp.table is not None:
+                report_bad_rows(inp.table, out)
+            n, t = inp.y.shape
+            edges = f", {graph.num_undirected_edges} task-graph edges" if graph else ""
+            err_console.print(
+                f"{method}: {n} molecules x {t} tasks ({100 * np.isfinite(inp.y).mean():.1f}% "
+                f"labelled){edges}; split {the_split.sizes()}",
+                markup=False,
+            )
+        graphs = featurize_input(inp, featurizer, workers)
+        metrics = train_multitask(inp, the_split, graph, cfg, out, resume, graphs)
+        if not metrics:  # a non-zero DDP rank
+            return
+        best = metrics["test_at_best_valid"].get("roc_auc", float("nan"))
+        last = metrics["test_at_last_epoch"].get("roc_auc", float("nan"))
+        where = "" if method == "stl" else f" (epoch {metrics['best_epoch']})"
+        console.print(
+            f"{method}: test ROC-AUC {_fmt(best)} at best valid{where}, {_fmt(last)} at last "
+            f"epoch {metrics['epochs_done']}; model dir: {out}"
+        )
+
+
+def _fmt(v: float | None) -> str:
+    return "nan" if v is None or v != v else f"{v:.4f}"
+
+
+def predict_multitask(
+    model_dir: Path, input: Path, out: Path, smiles_col: str | None, workers: int
+) -> None:
+    """`fewmol predict` on a multi-task model dir: one probability column per task."""
+    from fewmol.data.tables import read_smiles
+    from fewmol.io.checkpoint import write_text
+    from fewmol.multitask.predict import predict_table
+
+    with user_errors():
+        table = read_smiles(input, smiles_col)
+        df = predict_table(model_dir, table, workers)
+        write_text(out, df.to_csv(index=False))
+        if table.n_invalid:
+            err_console.print(
+                f"{table.n_invalid} rows could not be predicted "
+                "(valid=False, reason in the 'error' column)"
+            )
+        console.print(f"wrote {len(df)} rows to {out}")
+
+
+__all__ = ["multitask", "predict_multitask"]

@@ -1,0 +1,172 @@
+"""Predictions for new molecules from a multi-task model dir (one output row per input row).
+
+Every task gets a ``<task>_pred`` column with P(label = 1): Gibbs marginals of the joint label
+distribution for ``sgnn-ebm``, sigmoids of the task logits for the other methods. The model is
+rebuilt from ``config.json`` and ``task_graph.json`` and loaded from safetensors (no pickle).
+Gibbs sampling uses a fixed seed, so the same input gives the same output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fewmol.data.collate import GraphSet
+from fewmol.data.module import predict_batches
+from fewmol.data.store import featurize_to_graphset
+from fewmol.data.tables import Table
+from fewmol.errors import InvalidInputError, ModelFileError
+from fewmol.io.checkpoint import load_state_into, load_tensors, read_json
+from fewmol.io.modeldir import read_model_config
+from fewmol.multitask.model import METHODS, build_net
+from fewmol.multitask.module import MultitaskModule
+from fewmol.multitask.task_graph import TaskGraph
+
+
+def is_multitask_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a config.json of ``"kind": "multitask"`` (never raises)."""
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        return read_json(cfg).get("kind") == "multitask"
+    except (ModelFileError, OSError):
+        return False
+
+
+class MultitaskPredictor:
+    """A multi-task model dir loaded for inference (CPU, eval mode)."""
+
+    def __init__(self, model_dir: str | Path):
+        self.model_dir = Path(model_dir)
+        cfg = read_model_config(self.model_dir)
+        if cfg.get("kind") != "multitask" or cfg.get("method") not in METHODS:
+            raise ModelFileError(f"{self.model_dir} is not a multitask model dir")
+        self.cfg: dict[str, Any] = cfg
+        self.method: str = cfg["method"]
+        self.task_names: list[str] = list(cfg["task_names"])
+        self.featurizer: str = cfg["featurizer"]
+        self.graph: TaskGraph | None = None
+        if cfg.get("task_graph"):
+            path = self.model_dir / cfg["task_graph"]["file"]
+            try:
+                self.graph = TaskGraph.from_json(path)
+            except (InvalidInputError, OSError, ValueError) as e:
+                raise ModelFileError(f"cannot read the task graph {path}: {e}") from None
+            if self.graph.task_names != self.task_names:
+                raise ModelFileError(f"{path} names other tasks than {self.model_dir}/config.json")
+
+    def _module(self, weights: Path, num_tasks: int | None = None) -> MultitaskModule:
+        net = build_net(self.cfg, self.graph, num_tasks)
+        load_state_into(net, load_tensors(weights), str(weights))
+        energy = self.cfg.get("energy") or {}
+        module = MultitaskModule(
+            net,
+            self.method,
+            lam=energy.get("lambda", 1.0),
+            noise=energy.get("noise", "adaptive"),
+            gibbs_sweeps=energy.get("gibbs_sweeps", 20),
+            gibbs_chains=energy.get("gibbs_chains", 1),
+        )
+        return module.to("cpu").eval()
+
+    @torch.no_grad()
+    def _run(
+        self,
+        module: MultitaskModule,
+        graphs: GraphSet,
+        batch_size: int,
+        evidence: np.ndarray | None,
+        seed: int,
+    ) -> np.ndarray:
+        gen = torch.Generator().manual_seed(seed)
+        outs, start = [], 0
+        for batch in predict_batches(graphs, batch_size):
+            ev = None
+            if evidence is not None:
+                ev = torch.from_numpy(evidence[start : start + batch.num_graphs].astype(np.float32))
+            outs.append(module.predict_proba(batch, ev, gen).numpy())
+            start += batch.num_graphs
+        t = module.net.num_tasks
+        return np.concatenate(outs) if outs else np.zeros((0, t), np.float32)
+
+    def predict(
+        self,
+        graphs: GraphSet,
+        batch_size: int = 256,
+        evidence: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """P(y_t = 1 | x) for every molecule and task, (N, T).
+
+        ``evidence`` (N, T) holds known labels (0/1, NaN unknown): SGNN-EBM conditions on them
+        (Gibbs sampling with those labels clamped); the other methods ignore it.
+        """
+        if evidence is not None and evidence.shape != (len(graphs), len(self.task_names)):
+            raise ValueError(f"evidence must be {(len(graphs), len(self.task_names))}")
+        if self.method != "stl":
+            module = self._module(self.model_dir / "model.safetensors")
+            return self._run(module, graphs, batch_size, evidence, seed)
+        cols = []
+        for t in range(len(self.task_names)):  # one small model in memory at a time
+            path = self.model_dir / self.cfg.get("weights", "tasks/") / f"task_{t:04d}.safetensors"
+            module = self._module(path, 1)
+            cols.append(self._run(module, graphs, batch_size, None, seed)[:, 0])
+        return np.stack(cols, axis=1) if cols else np.zeros((len(graphs), 0), np.float32)
+
+
+def load_predictor(model_dir: str | Path) -> MultitaskPredictor:
+    """A :class:`MultitaskPredictor` for ``model_dir``."""
+    return MultitaskPredictor(model_dir)
+
+
+def _frame(table: Table) -> pd.DataFrame:
+    """Input rows in order with validity flags (all input columns passed through)."""
+    df = table.raw.copy() if table.raw is not None else pd.DataFrame(index=range(table.n_input))
+    df.insert(0, "row", np.arange(table.n_input))
+    reasons = (
+        table.bad_rows.groupby("row")["reason"].agg("; ".join)
+        if len(table.bad_rows)
+        else pd.Series(dtype=str)
+    )
+    df["valid"] = table.kept_mask()
+    df["error"] = [reasons.get(i, "") for i in range(table.n_input)]
+    return df
+
+
+def evidence_from_table(table: Table, task_names: list[str]) -> np.ndarray:
+    """Known labels from input columns named like tasks (0/1 or -1/1; anything else unknown)."""
+    ev = np.full((table.n_kept, len(task_names)), np.nan, dtype=np.float32)
+    if table.raw is None:
+        return ev
+    for t, name in enumerate(task_names):
+        if name in table.raw.columns:
+            v = pd.to_numeric(table.raw[name].iloc[table.rows], errors="coerce").to_numpy(float)
+            v = np.where(v == -1, 0.0, v)
+            ev[:, t] = np.where(np.isin(v, (0.0, 1.0)), v, np.nan)
+    return ev
+
+
+def predict_table(
+    model_dir: str | Path, table: Table, workers: int = 1, use_labels: bool = False
+) -> pd.DataFrame:
+    """Per-task probabilities for every input row (NaN where the row is invalid).
+
+    With ``use_labels``, labels found in input columns named like the tasks are given to
+    SGNN-EBM as evidence (its other predictions then condition on them).
+    """
+    predictor = load_predictor(model_dir)
+    graphs = featurize_to_graphset(table.smiles, predictor.featurizer, workers=workers)
+    evidence = evidence_from_table(table, predictor.task_names) if use_labels else None
+    preds = predictor.predict(graphs, evidence=evidence)
+    df = _frame(table)
+    cols = {}
+    for t, name in enumerate(predictor.task_names):
+        col = np.full(table.n_input, np.nan)
+        col[table.rows] = preds[:, t]
+        cols[f"{name}_pred"] = col
+    return pd.concat([df.reset_index(drop=True), pd.DataFrame(cols)], axis=1)

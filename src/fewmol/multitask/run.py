@@ -1,0 +1,498 @@
+"""One multi-task run, end to end: featurise, split, task graph, train with Lightning, model dir.
+
+The model dir (DESIGN §4) gets ``config.json`` (``"kind": "multitask"``, method, task names,
+architecture, every setting), ``task_graph.json`` (the graph the model was built on, so predict
+rebuilds it), ``split.json``, ``model.safetensors`` (best-validation weights), ``train_log.csv``,
+``metrics.json`` (test at the best-validation and at the last epoch) and ``predictions.csv``;
+``checkpoints/last.safetensors`` holds weights, optimiser and RNG state for ``resume=True``.
+
+``stl`` trains T single-task models one after the other in the same dir: each task's
+best-validation weights go to ``tasks/task_<t>.safetensors`` (no ``model.safetensors``), the
+log has one row per (task, epoch), and the checkpoint records which task it belongs to, so a
+killed run resumes inside the task it was on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from fewmol import __version__
+from fewmol.data.collate import GraphSet
+from fewmol.data.module import GraphDataModule
+from fewmol.data.splits import Split
+from fewmol.data.store import featurize_to_graphset
+from fewmol.errors import InvalidInputError
+from fewmol.finetune.metrics import is_better
+from fewmol.io.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    json_safe,
+    load_tensors_with_meta,
+    load_training_state,
+    read_json,
+    save_tensors,
+    save_training_state,
+    write_json,
+    write_text,
+)
+from fewmol.io.modeldir import encoder_hparams, git_commit, load_pretrained_encoder
+from fewmol.multitask.balancing import make_balancer
+from fewmol.multitask.inputs import MultitaskInput
+from fewmol.multitask.model import METHODS, STRUCTURED, build_net
+from fewmol.multitask.module import MultitaskModule
+from fewmol.multitask.sgnn_ebm import label_frequencies
+from fewmol.multitask.task_graph import TaskGraph
+from fewmol.training import hardware, make_trainer
+
+GRAPH_FILE = "task_graph.json"
+STL_DIR = "tasks"
+
+
+@dataclass
+class MultitaskConfig:
+    """Every setting of a multi-task run (saved in config.json under ``training``)."""
+
+    method: str = "sgnn-ebm"
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    encoder_lr: float | None = None
+    weight_decay: float = 0.0
+    dropout: float = 0.2
+    num_layers: int = 5
+    dim: int = 300
+    jk: str = "last"
+    pooling: str = "mean"
+    featurizer: str = "hu2019"
+    seed: int = 0
+    init: str | None = None
+    # SGNN / SGNN-EBM
+    task_dim: int = 64
+    state_dim: int = 64
+    sgnn_hidden: int = 128
+    sgnn_layers: int = 2
+    gcn_layers: int = 2
+    smoothing: float = 0.02
+    lam: float = 1.0
+    noise: str = "adaptive"
+    noise_mix: float = 0.1
+    nce_samples: int = 4
+    gibbs_sweeps: int = 20
+    gibbs_chains: int = 4
+    # balancing baselines
+    alpha: float = 0.1
+    dwa_temperature: float = 2.0
+    eval_batch_size: int = 256
+    workers: int = 1
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise InvalidInputError for settings that cannot work."""
+        if self.method not in METHODS:
+            raise InvalidInputError(
+                f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"
+            )
+        if self.noise not in ("fixed", "adaptive"):
+            raise InvalidInputError(f"--noise must be fixed or adaptive, got {self.noise!r}")
+        for name in ("epochs", "batch_size", "gibbs_sweeps", "gibbs_chains", "nce_samples"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 1")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise InvalidInputError(f"--smoothing must be in [0, 1), got {self.smoothing}")
+        if not 0.0 <= self.noise_mix <= 1.0:
+            raise InvalidInputError(f"--noise-mix must be in [0, 1], got {self.noise_mix}")
+
+
+class _Recorder(L.Callback):
+    """After each epoch: log row, best-validation weights, resumable checkpoint (rank 0)."""
+
+    def __init__(self, run: MultitaskRun):
+        self.run = run
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: MultitaskModule) -> None:
+        run = self.run
+        row: dict[str, Any] = {}
+        if run.is_stl:
+            row["task"] = run.task_names[run.unit]
+        row["epoch"] = run.epochs_done + 1
+        row.update(pl_module.finish_train_epoch())
+        row.update(pl_module.epoch_metrics)
+        pl_module.epoch_metrics = {}
+        row["time_s"] = round(time.time() - run.epoch_start, 3)
+        run.epoch_start = time.time()
+        run.epochs_done += 1
+        if trainer.is_global_zero:
+            run.record_epoch(row, pl_module, trainer.optimizers[0])
+
+
+class MultitaskRun:
+    """State of one multi-task run in ``out_dir`` (fresh or resumed)."""
+
+    def __init__(
+        self,
+        inp: MultitaskInput,
+        split: Split,
+        graph: TaskGraph | None,
+        cfg: MultitaskConfig,
+        out_dir: Path,
+    ):
+        cfg.check()
+        if len(split.train) == 0:
+            raise InvalidInputError(
+                f"the training split is empty ({split.sizes()}); check --split and bad_rows.csv"
+            )
+        self.inp, self.split, self.cfg = inp, split, cfg
+        self.graph = graph if cfg.method in STRUCTURED else None
+        if cfg.method in STRUCTURED and graph is None:
+            raise InvalidInputError(f"--method {cfg.method} needs a task graph")
+        self.task_names = list(inp.task_names)
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.is_stl = cfg.method == "stl"
+        self.units = list(range(len(self.task_names))) if self.is_stl else [0]
+        self.unit = 0
+        self.epochs_done = 0
+        self.log_rows: list[dict[str, Any]] = []
+        self.best: dict[str, dict[str, Any]] = {}
+        self.wall_before = 0.0
+        self.epoch_start = time.time()
+        self.started = time.time()
+        self.init_cfg: dict[str, Any] | None = None
+
+    # -------------------------------------------------------------- config
+    def model_config(self) -> dict[str, Any]:
+        """config.json content: everything needed to rebuild and re-run the model."""
+        cfg = self.cfg
+        enc_hp = (
+            dict(self.init_cfg["encoder"], dropout=cfg.dropout)
+            if self.init_cfg
+            else encoder_hparams(cfg.featurizer, cfg.num_layers, cfg.dim, cfg.dropout, cfg.jk)
+        )
+        structured = None
+        energy = None
+        if cfg.method in STRUCTURED:
+            structured = {
+                "task_dim": cfg.task_dim,
+                "state_dim": cfg.state_dim,
+                "hidden": cfg.sgnn_hidden,
+                "num_layers": cfg.sgnn_layers,
+                "gcn_layers": cfg.gcn_layers,
+                "dropout": cfg.dropout,
+                "smoothing": cfg.smoothing,
+            }
+        if cfg.method == "sgnn-ebm":
+            energy = {
+                "lambda": cfg.lam,
+                "noise": cfg.noise,
+                "noise_mix": cfg.noise_mix,
+                "nce_samples": cfg.nce_samples,
+                "gibbs_sweeps": cfg.gibbs_sweeps,
+                "gibbs_chains": cfg.gibbs_chains,
+            }
+        graph_info = None
+        if self.graph is not None:
+            graph_info = {
+                "file": GRAPH_FILE,
+                "source": self.graph.source,
+                "undirected_edges": self.graph.num_undirected_edges,
+            }
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": "multitask",
+            "method": cfg.method,
+            "fewmol_version": __version__,
+            "git_commit": git_commit(),
+            "featurizer": cfg.featurizer,
+            "encoder": enc_hp,
+            "pooling": cfg.pooling,
+            "task_type": "classification",
+            "task_names": self.task_names,
+            "smiles_col": self.inp.smiles_col,
+            "structured": structured,
+            "energy": energy,
+            "task_graph": graph_info,
+            "weights": f"{STL_DIR}/" if self.is_stl else "model.safetensors",
+            "select_metric": "roc_auc",
+            "training": dataclasses.asdict(cfg),
+            "data": _jsonable(self.inp.info),
+            "split": self.split.kind,
+            "init_from": self.init_cfg.get("source") if self.init_cfg else None,
+        }
+
+    # -------------------------------------------------------------- building
+    def _module(self, config: dict[str, Any], unit: int) -> MultitaskModule:
+        cfg = self.cfg
+        L.seed_everything(cfg.seed + unit, workers=True, verbose=False)
+        net = build_net(config, self.graph, 1 if self.is_stl else None)
+        if self.init_cfg is not None:
+            encoder, _ = load_pretrained_encoder(cfg.init)
+            net.encoder.load_state_dict(encoder.state_dict())
+        y = self._labels(unit)[self.split.train]
+        balancer = make_balancer(cfg.method, net.num_tasks, cfg.alpha, cfg.dwa_temperature)
+        return MultitaskModule(
+            net,
+            cfg.method,
+            balancer,
+            cfg.lr,
+            cfg.weight_decay,
+            cfg.encoder_lr,
+            lam=cfg.lam,
+            noise=cfg.noise,
+            noise_mix=cfg.noise_mix,
+            noise_prob=label_frequencies(y),
+            nce_samples=cfg.nce_samples,
+            gibbs_sweeps=cfg.gibbs_sweeps,
+            gibbs_chains=cfg.gibbs_chains,
+            eval_seed=cfg.seed,
+        )
+
+    def _labels(self, unit: int) -> np.ndarray:
+        y = self.inp.y.astype(np.float32)
+        return y[:, [unit]] if self.is_stl else y
+
+    def _unit_split(self, unit: int) -> Split:
+        """STL trains and scores task ``unit`` on the molecules labelled for it only."""
+        if not self.is_stl:
+            return self.split
+        lab = np.isfinite(self.inp.y[:, unit])
+        part = [
+            getattr(self.split, k)[lab[getattr(self.split, k)]] for k in ("train", "valid", "test")
+        ]
+        return Split(*part, kind=self.split.kind)
+
+    def _weights_path(self, unit: int) -> Path:
+        if self.is_stl:
+            return self.out_dir / STL_DIR / f"task_{unit:04d}.safetensors"
+        return self.out_dir / "model.safetensors"
+
+    # -------------------------------------------------------------- per-epoch bookkeeping
+    def record_epoch(self, row: dict, module: MultitaskModule, opt: torch.optim.Optimizer) -> None:
+        """Append the log row, keep the best-validation weights, write the resume checkpoint."""
+        self.log_rows.append(row)
+        key = str(self.unit)
+        valid = row.get("valid_roc_auc")
+        best = self.best.get(key)
+        improved = best is None or (
+            valid is not None and is_better("roc_auc", valid, best["valid"])
+        )
+        if improved:
+            self.best[key] = {"epoch": row["epoch"], "valid": valid}
+            save_tensors(self._weights_path(self.unit), module.net.state_dict())
+        write_text(self.out_dir / "train_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False))
+        state = {
+            "unit": self.unit,
+            "epochs_done": self.epochs_done,
+            "best": self.best,
+            "log_rows": self.log_rows,
+            "wall_s": self.wall_before + time.time() - self.started,
+        }
+        save_training_state(self.ckpt_dir / "last.safetensors", module.train_state, opt, state)
+
+    def _restore(self, config: dict[str, Any]) -> MultitaskModule | None:
+        """Counters from the last checkpoint; the module of an unfinished unit, else None."""
+        path = self.ckpt_dir / "last.safetensors"
+        old = read_json(self.out_dir / "config.json", "model config")
+        for key in ("method", "task_names", "featurizer", "encoder", "structured", "energy"):
+            if old.get(key) != _jsonable(config[key]):
+                raise InvalidInputError(
+                    f"cannot resume {self.out_dir}: its {key} differs from this run's; "
+                    "use another --out or drop --resume"
+                )
+        # The unit comes from the weights file's own header: the .json copy is written after
+        # it and may be one epoch behind if the run stopped in between.
+        _, meta = load_tensors_with_meta(path)
+        try:
+            unit = int(json.loads(meta["state"])["unit"])
+        except (KeyError, ValueError, TypeError):
+            raise InvalidInputError(f"cannot resume from {path}: no training state") from None
+        module = self._module(config, unit)
+        module.optimizer_state, state = load_training_state(path, module.train_state)
+        self.unit, self.epochs_done = int(state["unit"]), int(state["epochs_done"])
+        self.best, self.log_rows = state["best"], state["log_rows"]
+        self.wall_before = float(state.get("wall_s", 0.0))
+        if self.epochs_done >= self.cfg.epochs:
+            self.unit, self.epochs_done = self.unit + 1, 0
+            return None
+        return module
+
+    # -------------------------------------------------------------- main
+    def fit(self, graphs: GraphSet, resume: bool = False) -> dict[str, Any]:
+        """Train (or continue training) and write the complete model dir; return metrics."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.init:
+            _, init_cfg = load_pretrained_encoder(cfg.init)
+            if init_cfg.get("featurizer", "hu2019") != cfg.featurizer:
+                raise InvalidInputError(
+                    f"--init encoder was trained with featurizer {init_cfg.get('featurizer')!r} "
+                    f"but this run uses {cfg.featurizer!r}; pass --featurizer "
+                    f"{init_cfg.get('featurizer')}"
+                )
+            self.init_cfg = dict(init_cfg, source=str(cfg.init))
+        config = self.model_config()
+        module = None
+        if resume and (self.ckpt_dir / "last.safetensors").exists():
+            module = self._restore(config)
+        write_json(self.out_dir / "config.json", config)
+        if self.graph is not None:
+            self.graph.to_json(self.out_dir / GRAPH_FILE)
+        self.split.to_json(self.out_dir / "split.json")
+
+        while self.unit < len(self.units):
+            if module is None:
+                module = self._module(config, self.unit)
+            unit_split = self._unit_split(self.unit)
+            if len(unit_split.train) == 0:
+                # STL task whose labels all fell into valid/test: nothing to fit, keep it
+                # untrained (its scores show that) rather than stop the whole run.
+                save_tensors(self._weights_path(self.unit), module.net.state_dict())
+                self.best[str(self.unit)] = {"epoch": 0, "valid": None}
+                self.unit, self.epochs_done, module = self.unit + 1, 0, None
+                continue
+            remaining = cfg.epochs - self.epochs_done
+            dm = GraphDataModule(
+                graphs,
+                self._labels(self.unit),
+                unit_split,
+                cfg.batch_size,
+                cfg.eval_batch_size,
+                cfg.seed,
+                epoch_offset=self.epochs_done,
+            )
+            trainer = make_trainer(cfg, remaining, [_Recorder(self)])
+            self.epoch_start = time.time()
+            trainer.fit(module, datamodule=dm)
+            if not trainer.is_global_zero:
+                return {}
+            self.unit, self.epochs_done, module = self.unit + 1, 0, None
+        return self.finish(graphs)
+
+    # -------------------------------------------------------------- results
+    def _summary(self, rows: list[dict], part: str) -> dict[str, float]:
+        """``part`` metrics of the given log rows (one row per run; STL: averaged over tasks)."""
+        keys = [k for k in rows[0] if k.startswith(part + "_")] if rows else []
+        out: dict[str, float] = {}
+        for k in keys:
+            vals = [r.get(k) for r in rows]
+            vals = [float(v) for v in vals if v is not None and np.isfinite(float(v))]
+            name = k[len(part) + 1 :]
+            if name == "n_tasks_scored":
+                out[name] = float(sum(vals))
+            elif vals:
+                out[name] = float(np.mean(vals))
+        return out
+
+    def finish(self, graphs: GraphSet) -> dict[str, Any]:
+        """Write metrics.json and predictions.csv from the best-validation weights."""
+        best_rows, last_rows = [], []
+        for u in self.units:
+            task = self.task_names[u] if self.is_stl else None
+            rows = [r for r in self.log_rows if not self.is_stl or r.get("task") == task]
+            if not rows:
+                continue
+            b = self.best.get(str(u), {}).get("epoch")
+            best_rows.append(next((r for r in rows if r["epoch"] == b), rows[-1]))
+            last_rows.append(rows[-1])
+        wall = self.wall_before + time.time() - self.started
+        metrics = {
+            "method": self.cfg.method,
+            "select_metric": "roc_auc",
+            "epochs": self.cfg.epochs,
+            "epochs_done": self.epochs_done_total(),
+            "best_epoch": None if self.is_stl else self.best.get("0", {}).get("epoch"),
+            "best_valid": self._summary(best_rows, "valid"),
+            "test_at_best_valid": self._summary(best_rows, "test"),
+            "test_at_last_epoch": self._summary(last_rows, "test"),
+            "valid_at_last_epoch": self._summary(last_rows, "valid"),
+            "split": self.split.kind,
+            "split_sizes": self.split.sizes(),
+            "n_molecules": len(self.inp.dataset.smiles),
+            "n_tasks": len(self.task_names),
+            "task_graph_edges": None if self.graph is None else self.graph.num_undirected_edges,
+            "seed": self.cfg.seed,
+            "wall_time_s": round(wall, 2),
+            "hardware": hardware(),
+            "git_commit": git_commit(),
+        }
+        if self.is_stl:
+            metrics["stl_note"] = "one model per task; metrics averaged over tasks"
+            metrics["best_epoch_per_task"] = {
+                self.task_names[int(k)]: v["epoch"] for k, v in self.best.items()
+            }
+        write_json(self.out_dir / "metrics.json", metrics)
+        self.write_predictions(graphs)
+        return metrics
+
+    def epochs_done_total(self) -> int:
+        """Epochs trained (per task for STL: the minimum over tasks)."""
+        if not self.log_rows:
+            return 0
+        if not self.is_stl:
+            return int(self.log_rows[-1]["epoch"])
+        per = pd.DataFrame(self.log_rows).groupby("task")["epoch"].max()
+        return int(per.min()) if len(per) == len(self.task_names) else 0
+
+    def write_predictions(self, graphs: GraphSet) -> None:
+        """predictions.csv: every kept molecule with its split, labels and predictions."""
+        from fewmol.multitask.predict import load_predictor
+
+        predictor = load_predictor(self.out_dir)
+        preds = predictor.predict(graphs, batch_size=self.cfg.eval_batch_size)
+        part = np.full(len(self.inp.dataset.smiles), "", dtype=object)
+        for name in ("train", "valid", "test"):
+            part[getattr(self.split, name)] = name
+        df = pd.DataFrame({"row": self.inp.rows, "smiles": self.inp.input_smiles, "split": part})
+        cols = {}
+        for t, name in enumerate(self.task_names):
+            cols[name] = self.inp.y[:, t]
+            cols[f"{name}_pred"] = preds[:, t]
+        df = pd.concat([df, pd.DataFrame(cols)], axis=1)
+        write_text(self.out_dir / "predictions.csv", df.to_csv(index=False))
+
+
+def _jsonable(obj: Any) -> Any:
+    """A JSON round trip (numpy values -> numbers/lists), so configs compare equal after reading."""
+
+    def default(o: Any) -> Any:
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        return str(o)
+
+    return json.loads(json.dumps(json_safe(obj), default=default))
+
+
+def featurize_input(inp: MultitaskInput, featurizer: str = "hu2019", workers: int = 1) -> GraphSet:
+    """GraphSet of the kept molecules (cached on disk)."""
+    return featurize_to_graphset(inp.dataset.smiles, featurizer, workers=workers)
+
+
+def train_multitask(
+    inp: MultitaskInput,
+    split: Split,
+    graph: TaskGraph | None,
+    cfg: MultitaskConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    graphs: GraphSet | None = None,
+) -> dict[str, Any]:
+    """Train one multi-task model into ``out_dir``; return its metrics dict."""
+    if graphs is None:
+        graphs = featurize_input(inp, cfg.featurizer, cfg.workers)
+    run = MultitaskRun(inp, split, graph, cfg, Path(out_dir))
+    return run.fit(graphs, resume=resume)

@@ -1,0 +1,222 @@
+"""State graph neural network (SGNN): message passing over the label states of related tasks.
+
+For one molecule embedding z(x) and task embeddings z_i (:class:`~fewmol.multitask.task_embed.
+TaskGCN`), every task i holds a state per label value, h_i in R^{C x d} (C = 2: inactive,
+active), and every edge (i, j) of the task graph a state per pair of label values,
+h_ij in R^{C x C x d}:
+
+    h_i^(0)  = MLP_n(z(x) ⊕ z_i)            h_ij^(0) = MLP_e(z(x) ⊕ z_i ⊕ z_j)
+    h_i^c   <- W_n (h_i^c + mean_{j ~ i} Σ_c' h_ij^{c c'})
+    h_ij^{c c'} <- W_e (h_ij^{c c'} + W_p (h_i^c + h_j^c'))
+
+Edges are stored once (i < j) as a sparse list: edge states are (B, M, C, C, d) for the M edges
+present, never a dense T x T array, so memory is linear in the number of edges. Readouts give
+
+* ``logits`` (B, T): one logit per task from both label states (the "SGNN" baseline, and the
+  adaptive noise of SGNN-EBM);
+* ``node_pot`` (B, T, C) and ``edge_pot`` (B, M, C, C): the log-potentials f_i(x, y_i) and
+  f_ij(x, y_i, y_j) of the energy in :mod:`fewmol.multitask.sgnn_ebm`: the log of a softmax
+  over each table (as SGNN-EBM's released code normalises them) mixed with ``smoothing`` of a
+  uniform table. The floor bounds every log-ratio (by log((1 − s) K / s + 1) for a K-entry
+  table), so no learned coupling is ever hard: a Gibbs chain can always leave a wrong mode,
+  and training labels that always agree do not freeze it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fewmol.multitask.task_embed import TaskGCN
+
+NUM_CLASSES = 2
+
+
+@dataclass
+class SGNNOutput:
+    """What the structured head returns for a batch of B molecules."""
+
+    logits: torch.Tensor
+    """(B, T) per-task logits"""
+    node_pot: torch.Tensor | None = None
+    """(B, T, C) log-potentials f_i(x, c)"""
+    edge_pot: torch.Tensor | None = None
+    """(B, M, C, C) log-potentials f_ij(x, c_i, c_j), edge m = (pairs[0, m], pairs[1, m])"""
+
+
+class BroadcastMLP(nn.Module):
+    """Two-layer MLP on the concatenation of parts that broadcast against each other.
+
+    The first layer is one Linear per part, summed (the same function as a Linear on the
+    concatenation), so ``z (B, 1, dz)`` and ``t (1, T, dt)`` never get copied into a
+    (B, T, dz + dt) input.
+    """
+
+    def __init__(self, in_dims: Sequence[int], hidden: int, out_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.first = nn.ModuleList(nn.Linear(d, hidden, bias=k == 0) for k, d in enumerate(in_dims))
+        self.out = nn.Linear(hidden, out_dim)
+        self.dropout = dropout
+
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        """MLP(parts[0] ⊕ parts[1] ⊕ ...) with broadcasting over the leading dims."""
+        h = self.first[0](parts[0])
+        for lin, p in zip(self.first[1:], parts[1:]):
+            h = h + lin(p)
+        h = nn.functional.dropout(torch.relu(h), self.dropout, self.training)
+        return self.out(h)
+
+
+class StateLayer(nn.Module):
+    """One round of node <-> edge message passing over label states.
+
+    Shapes: h (B, T, C, d), e (B, M, C, C, d), src/dst (M,), inv_deg (T,).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.node_lin = nn.Linear(dim, dim)
+        self.edge_lin = nn.Linear(dim, dim)
+        self.pair_lin = nn.Linear(dim, dim)
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        e: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        inv_deg: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Updated (node states, edge states)."""
+        # Endpoint i of edge (i, j) with label c hears Σ_c' h_ij^{c c'}; endpoint j hears Σ_c.
+        agg = h.new_zeros(h.shape).index_add(1, src, e.sum(3)).index_add(1, dst, e.sum(2))
+        h_new = self.node_lin(h + agg * inv_deg.view(1, -1, 1, 1))
+        pair = h[:, src].unsqueeze(3) + h[:, dst].unsqueeze(2)  # (B, M, C, C, d)
+        e_new = self.edge_lin(e + self.pair_lin(pair))
+        return h_new, e_new
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+
+def undirected_pairs(edge_index: np.ndarray) -> np.ndarray:
+    """Each undirected edge once, (2, M) int64 with source < target, from a symmetric list."""
+    ei = np.asarray(edge_index, dtype=np.int64).reshape(2, -1)
+    return np.ascontiguousarray(ei[:, ei[0] < ei[1]])
+
+
+class StructuredHead(nn.Module):
+    """Task GCN + SGNN over a fixed task graph, applied to molecule embeddings z (B, mol_dim).
+
+    ``edge_index`` / ``edge_weight`` are the symmetric task graph (both directions, as
+    :class:`~fewmol.multitask.task_graph.TaskGraph` stores it): the GCN uses both directions,
+    the SGNN each undirected edge once.
+    """
+
+    def __init__(
+        self,
+        num_tasks: int,
+        edge_index: np.ndarray | torch.Tensor,
+        edge_weight: np.ndarray | torch.Tensor | None,
+        mol_dim: int,
+        task_dim: int = 64,
+        state_dim: int = 64,
+        hidden: int = 128,
+        num_layers: int = 2,
+        gcn_layers: int = 2,
+        dropout: float = 0.0,
+        smoothing: float = 0.05,
+    ):
+        super().__init__()
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        ei = np.asarray(edge_index, dtype=np.int64).reshape(2, -1)
+        if ei.size and (ei.min() < 0 or ei.max() >= num_tasks):
+            raise ValueError(f"edge_index refers to tasks outside 0..{num_tasks - 1}")
+        w = np.ones(ei.shape[1], np.float32) if edge_weight is None else np.asarray(edge_weight)
+        pairs = undirected_pairs(ei)
+        deg = np.bincount(pairs.ravel(), minlength=num_tasks).astype(np.float32)
+        self.hparams = {
+            "num_tasks": num_tasks,
+            "mol_dim": mol_dim,
+            "task_dim": task_dim,
+            "state_dim": state_dim,
+            "hidden": hidden,
+            "num_layers": num_layers,
+            "gcn_layers": gcn_layers,
+            "dropout": dropout,
+            "smoothing": smoothing,
+        }
+        self.num_tasks, self.state_dim, self.dropout = num_tasks, state_dim, dropout
+        self.smoothing = smoothing
+        # The graph is data, not weights: non-persistent buffers follow .to(device) but stay
+        # out of state_dict (the model dir stores the graph itself as task_graph.json).
+        self.register_buffer("gcn_edge_index", torch.from_numpy(ei.copy()), persistent=False)
+        self.register_buffer(
+            "gcn_edge_weight", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=False
+        )
+        self.register_buffer("pairs", torch.from_numpy(pairs), persistent=False)
+        self.register_buffer(
+            "inv_deg", torch.from_numpy(1.0 / np.maximum(deg, 1.0)), persistent=False
+        )
+        self.task_gcn = TaskGCN(num_tasks, task_dim, gcn_layers, dropout)
+        c = NUM_CLASSES
+        self.node_init = BroadcastMLP((mol_dim, task_dim), hidden, c * state_dim, dropout)
+        self.edge_init = BroadcastMLP((mol_dim, task_dim, task_dim), hidden, c * c * state_dim)
+        self.layers = nn.ModuleList(StateLayer(state_dim) for _ in range(num_layers))
+        read = state_dim * (num_layers + 1)  # readouts see every layer's states (concat)
+        self.logit_readout = _mlp(c * read, hidden, 1)
+        self.node_readout = _mlp(read, hidden, 1)
+        self.edge_readout = _mlp(read, hidden, 1)
+
+    @property
+    def num_edges(self) -> int:
+        """Number of undirected task-graph edges M."""
+        return int(self.pairs.shape[1])
+
+    def states(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node (B, T, C, R) and edge (B, M, C, C, R) states, every layer concatenated."""
+        b, t, m, d, c = z.shape[0], self.num_tasks, self.num_edges, self.state_dim, NUM_CLASSES
+        task = self.task_gcn(self.gcn_edge_index, self.gcn_edge_weight)  # (T, dt)
+        src, dst = self.pairs[0], self.pairs[1]
+        zb = z.unsqueeze(1)  # (B, 1, dz)
+        h = self.node_init(zb, task.unsqueeze(0)).view(b, t, c, d)
+        e = self.edge_init(zb, task[src].unsqueeze(0), task[dst].unsqueeze(0)).view(b, m, c, c, d)
+        hs, es = [h], [e]
+        for k, layer in enumerate(self.layers):
+            h, e = layer(h, e, src, dst, self.inv_deg)
+            if k < len(self.layers) - 1:
+                h, e = torch.relu(h), torch.relu(e)
+            h = nn.functional.dropout(h, self.dropout, self.training)
+            hs.append(h)
+            es.append(e)
+        return torch.cat(hs, dim=-1), torch.cat(es, dim=-1)
+
+    def forward(self, z: torch.Tensor, potentials: bool = True) -> SGNNOutput:
+        """Logits, and (if ``potentials``) the log-potential tables of the energy."""
+        h, e = self.states(z)
+        b, t = h.shape[:2]
+        logits = self.logit_readout(h.reshape(b, t, -1)).squeeze(-1)
+        if not potentials:
+            return SGNNOutput(logits)
+        node = self._log_table(self.node_readout(h).squeeze(-1))  # (B, T, C)
+        m, c = e.shape[1], NUM_CLASSES
+        edge = self._log_table(self.edge_readout(e).reshape(b, m, c * c)).view(b, m, c, c)
+        return SGNNOutput(logits, node, edge)
+
+    def _log_table(self, scores: torch.Tensor) -> torch.Tensor:
+        """log((1 − s) softmax(scores) + s / K) over the last dim (K entries)."""
+        logp = torch.log_softmax(scores, dim=-1)
+        s = self.smoothing
+        if s == 0.0:
+            return logp
+        k = scores.shape[-1]
+        # logsumexp of the two mixture parts keeps precision where softmax underflows.
+        floor = torch.full_like(logp, math.log(s / k))
+        return torch.logaddexp(logp + math.log1p(-s), floor)

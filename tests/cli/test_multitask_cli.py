@@ -1,0 +1,285 @@
+"""`fewmol multitask` and `fewmol predict` on multi-task model dirs, through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rdkit import Chem
+from typer.testing import CliRunner
+
+import fewmol.multitask.run as run_mod
+from fewmol.cli import app
+from fewmol.multitask.model import METHODS
+from fewmol.multitask.predict import is_multitask_dir
+
+pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")]
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
+TASKS = ["has_N", "has_N_copy", "many_O", "aromatic"]
+SMALL = ["--num-layers", "2", "--hidden", "32", "--batch-size", "16", "-q"]
+SMALL += ["--accelerator", "cpu", "--task-dim", "8", "--state-dim", "8", "--sgnn-hidden", "16"]
+SMALL += ["--gibbs-sweeps", "8", "--gibbs-chains", "2", "--dropout", "0"]
+TWO_EPOCHS = ["--epochs", "2", *SMALL]
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("multitask")
+
+
+@pytest.fixture(scope="module")
+def data(tmp) -> Path:
+    """tiny.csv's molecules with 4 binary tasks (one a copy of another), ~30 % labels missing."""
+    src = pd.read_csv(TINY, dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in src["Canonical SMILES"]:
+        m = Chem.MolFromSmiles(s) if s else None
+        if m is None:  # bad SMILES stay in: they must be reported, not crash anything
+            rows.append([s, "", "", "", ""])
+            continue
+        sym = [a.GetSymbol() for a in m.GetAtoms()]
+        has_n = int("N" in sym)
+        arom = int(any(a.GetIsAromatic() for a in m.GetAtoms()))
+        rows.append([s, has_n, has_n, int(sym.count("O") > 1), arom])
+    df = pd.DataFrame(rows, columns=["smiles", *TASKS]).astype(str)
+    for c in TASKS:
+        df.loc[rng.random(len(df)) < 0.3, c] = ""
+    path = tmp / "assays.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def relations(tmp) -> Path:
+    path = tmp / "relations.csv"
+    path.write_text(
+        "task_a,task_b,weight\nhas_N,has_N_copy,1.0\nmany_O,aromatic,0.5\nhas_N,aromatic,0.2\n"
+    )
+    return path
+
+
+def _ok(args: list) -> object:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    err = " ".join(result.stderr.split())
+    assert err.startswith("error:"), err
+    for f in fragments:
+        assert f in err, (f, err)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp, data, relations) -> dict[str, Path]:
+    """One 2-epoch model dir per method (shared by the tests below)."""
+    out = {}
+    for method in METHODS:
+        d = tmp / f"run_{method}"
+        _ok(
+            [
+                "multitask",
+                data,
+                "--task-graph",
+                relations,
+                "--method",
+                method,
+                "--out",
+                d,
+                *TWO_EPOCHS,
+            ]
+        )
+        out[method] = d
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_trains_and_writes_a_model_dir(trained, method) -> None:
+    d = trained[method]
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["kind"] == "multitask" and cfg["method"] == method
+    assert cfg["task_names"] == TASKS
+    assert is_multitask_dir(d)
+    structured = method in ("sgnn", "sgnn-ebm")
+    assert (d / "task_graph.json").exists() == structured
+    if structured:
+        graph = json.loads((d / "task_graph.json").read_text())
+        assert graph["task_names"] == TASKS and len(graph["edges"]) == 3
+    if method == "stl":
+        assert not (d / "model.safetensors").exists()
+        assert sorted(p.name for p in (d / "tasks").iterdir()) == [
+            f"task_{t:04d}.safetensors" for t in range(4)
+        ]
+    else:
+        assert (d / "model.safetensors").exists()
+    log = pd.read_csv(d / "train_log.csv")
+    if method == "stl":
+        assert log.groupby("task")["epoch"].apply(list).to_dict() == {t: [1, 2] for t in TASKS}
+    else:
+        assert log["epoch"].tolist() == [1, 2]
+    assert {"valid_roc_auc", "test_roc_auc", "train_loss"} <= set(log.columns)
+    if method == "sgnn-ebm":
+        assert {"train_nce", "train_bce"} <= set(log.columns)
+    if method in ("uw", "gradnorm", "dwa", "lbtw"):
+        assert {"weight_min", "weight_max"} <= set(log.columns)
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["epochs_done"] == 2
+    for key in ("test_at_best_valid", "test_at_last_epoch"):
+        assert 0.0 <= metrics[key]["roc_auc"] <= 1.0
+    preds = pd.read_csv(d / "predictions.csv")
+    assert len(preds) == 70 and set(preds["split"]) == {"train", "valid", "test"}
+    p = preds[[f"{t}_pred" for t in TASKS]].to_numpy()
+    assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_gives_every_task_for_every_input_row(trained, data, tmp, method) -> None:
+    out = tmp / f"pred_{method}.csv"
+    _ok(["predict", trained[method], data, "--out", out])
+    df = pd.read_csv(out)
+    inp = pd.read_csv(data, dtype=str, keep_default_na=False)
+    assert len(df) == len(inp) and df["row"].tolist() == list(range(len(inp)))
+    cols = [c for c in df.columns if c.endswith("_pred")]
+    assert cols == [f"{t}_pred" for t in TASKS]
+    valid = df["valid"].to_numpy(bool)
+    assert (~valid).sum() == 4  # 3 invalid SMILES + 1 empty
+    assert df.loc[~valid, cols].isna().all().all()
+    p = df.loc[valid, cols].to_numpy()
+    assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
+    # Same molecules as training: predictions match the run's predictions.csv (Gibbs
+    # marginals are Monte Carlo estimates, so only approximately for sgnn-ebm).
+    train = pd.read_csv(trained[method] / "predictions.csv")
+    got = df.set_index("row").loc[train["row"], cols].to_numpy()
+    atol = 0.2 if method == "sgnn-ebm" else 1e-5
+    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=atol)
+    again = tmp / f"pred_{method}_again.csv"
+    _ok(["predict", trained[method], data, "--out", again])
+    pd.testing.assert_frame_equal(df, pd.read_csv(again))  # fixed Gibbs seed: reproducible
+
+
+@pytest.mark.parametrize("spec", ["matrix", "learned", "none"])
+def test_task_graph_sources(tmp, data, spec) -> None:
+    if spec == "matrix":
+        m = pd.DataFrame(np.eye(4) * 0, index=TASKS, columns=TASKS)
+        m.loc["has_N", "has_N_copy"] = m.loc["has_N_copy", "has_N"] = 0.9
+        m.loc["many_O", "aromatic"] = m.loc["aromatic", "many_O"] = 0.4
+        graph_arg = tmp / "sim.csv"
+        m.to_csv(graph_arg)
+    else:
+        graph_arg = spec
+    d = tmp / f"graph_{spec}"
+    _ok(["multitask", data, "--method", "sgnn", "--task-graph", graph_arg, "--out", d, *TWO_EPOCHS])
+    graph = json.loads((d / "task_graph.json").read_text())
+    edges = {tuple(sorted((TASKS[a], TASKS[b]))) for a, b in graph["edges"]}
+    if spec == "matrix":
+        assert edges == {("has_N", "has_N_copy"), ("aromatic", "many_O")}
+    elif spec == "none":
+        assert edges == set()
+    else:
+        assert "learned" in graph["source"]
+        assert ("has_N", "has_N_copy") in edges  # the copied task is found from labels alone
+
+
+def test_relation_file_with_an_unknown_task_exits_2(tmp, data) -> None:
+    bad = tmp / "bad_relations.csv"
+    bad.write_text("task_a,task_b,weight\nhas_N,has_N_copy,1\nmany_O,not_a_task,0.5\n")
+    out = tmp / "bad_rel_run"
+    result = runner.invoke(
+        app, ["multitask", str(data), "--task-graph", str(bad), "--out", str(out), *SMALL]
+    )
+    _user_error(result, "not_a_task", "unknown task")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ("smiles,compound id\nCCO,1\nCCN,2\nCCC,3\n", ["no label columns"]),
+        ("", ["empty"]),
+        ("smiles,a,b\nCCO,0,0.5\nCCN,1,2.5\nCCC,,1\n", ["binary labels", "'b'"]),
+    ],
+    ids=["no-task-columns", "empty-file", "non-binary-labels"],
+)
+def test_bad_tables_exit_2(tmp, content, fragments) -> None:
+    path = tmp / "bad_table.csv"
+    path.write_text(content)
+    result = runner.invoke(app, ["multitask", str(path), "--out", str(tmp / "bad"), *SMALL])
+    _user_error(result, *fragments)
+
+
+def test_bad_options_exit_2(tmp, data) -> None:
+    result = runner.invoke(app, ["multitask", str(data), "--method", "magic", "--out", "x"])
+    _user_error(result, "--method must be one of")
+    result = runner.invoke(app, ["multitask", str(data), "--noise", "loud", "--out", "x"])
+    _user_error(result, "--noise must be fixed or adaptive")
+    result = runner.invoke(app, ["multitask", str(data), "--task-graph", "nope.csv", "--out", "x"])
+    _user_error(result, "nope.csv")
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("method, kill_at", [("sgnn-ebm", (0, 2)), ("stl", (1, 1))])
+def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatch, method, kill_at):
+    """Stop right after a checkpoint (unit, epoch), resume: same epochs and same numbers."""
+    args = ["--method", method, "--task-graph", relations, "--epochs", "3", *SMALL]
+    unbroken = tmp / f"unbroken_{method}"
+    _ok(["multitask", data, "--out", unbroken, *args])
+
+    real = run_mod.save_training_state
+
+    def save_then_die(path, model, opt, state):
+        real(path, model, opt, state)
+        if (state["unit"], state["epochs_done"]) == kill_at:
+            raise _Killed("killed after a checkpoint")
+
+    monkeypatch.setattr(run_mod, "save_training_state", save_then_die)
+    killed = tmp / f"killed_{method}"
+    result = runner.invoke(app, ["multitask", str(data), "--out", str(killed), *map(str, args)])
+    assert isinstance(result.exception, _Killed), result.output
+    assert not (killed / "metrics.json").exists()
+    monkeypatch.setattr(run_mod, "save_training_state", real)
+
+    result = runner.invoke(app, ["multitask", str(data), "--out", str(killed), *map(str, args)])
+    _user_error(result, "not empty", "--resume")  # a stopped run is never overwritten silently
+    _ok(["multitask", data, "--out", killed, *args, "--resume"])
+
+    a = pd.read_csv(killed / "train_log.csv").drop(columns="time_s")
+    b = pd.read_csv(unbroken / "train_log.csv").drop(columns="time_s")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-6, rtol=0)
+    ma = json.loads((killed / "metrics.json").read_text())
+    mb = json.loads((unbroken / "metrics.json").read_text())
+    assert ma["epochs_done"] == mb["epochs_done"] == 3
+    assert ma["test_at_best_valid"] == pytest.approx(mb["test_at_best_valid"])
+    pa = pd.read_csv(killed / "predictions.csv").filter(like="_pred")
+    pb = pd.read_csv(unbroken / "predictions.csv").filter(like="_pred")
+    np.testing.assert_allclose(pa.to_numpy(), pb.to_numpy(), atol=1e-5)
+
+
+def test_registry_dataset_uses_its_own_task_graph(tmp, shared_data, monkeypatch) -> None:
+    monkeypatch.setenv("FEWMOL_DATA", str(shared_data))
+    d = tmp / "chembl10"
+    _ok(["multitask", "chembl-10", "--method", "sgnn-ebm", "--out", d, "--epochs", "1", *SMALL])
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["task_graph"]["source"].startswith("ChEMBL target annotations")
+    assert len(cfg["task_names"]) > 100
+    assert json.loads((d / "metrics.json").read_text())["n_molecules"] > 300

@@ -1,0 +1,115 @@
+"""SGNN and task GCN: shapes, sparse edge states (memory linear in edges), no dense T x T."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fewmol.multitask.sgnn import StructuredHead, undirected_pairs
+from fewmol.multitask.task_embed import TaskGCN
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _random_graph(t: int, m: int, seed: int = 0) -> np.ndarray:
+    """Symmetric edge_index with exactly m undirected edges over t tasks."""
+    rng = np.random.default_rng(seed)
+    seen: set[tuple[int, int]] = set()
+    while len(seen) < m:
+        a, b = sorted(rng.choice(t, 2, replace=False).tolist())
+        seen.add((a, b))
+    e = np.array(sorted(seen)).T
+    return np.concatenate([e, e[::-1]], axis=1)
+
+
+def test_task_gcn_shapes_and_neighbours_share_information() -> None:
+    torch.manual_seed(0)
+    ei = torch.tensor([[0, 1], [1, 0]])
+    gcn = TaskGCN(3, 8, num_layers=2)
+    out = gcn(ei, torch.ones(2))
+    assert out.shape == (3, 8)
+    # Task 2 is isolated: changing task 0's embedding moves task 1 but not task 2.
+    with torch.no_grad():
+        gcn.embedding.weight[0] += 1.0
+    out2 = gcn(ei, torch.ones(2))
+    assert not torch.allclose(out[1], out2[1])
+    assert torch.allclose(out[2], out2[2])
+
+
+def test_structured_head_outputs_and_normalised_tables() -> None:
+    torch.manual_seed(0)
+    ei = _random_graph(7, 9)
+    head = StructuredHead(7, ei, None, mol_dim=5, task_dim=4, state_dim=6, hidden=8, smoothing=0)
+    out = head(torch.randn(3, 5))
+    assert head.num_edges == 9 and head.pairs.shape == (2, 9)
+    assert (head.pairs[0] < head.pairs[1]).all()
+    assert out.logits.shape == (3, 7)
+    assert out.node_pot.shape == (3, 7, 2) and out.edge_pot.shape == (3, 9, 2, 2)
+    torch.testing.assert_close(out.node_pot.exp().sum(-1), torch.ones(3, 7))
+    torch.testing.assert_close(out.edge_pot.exp().sum((-1, -2)), torch.ones(3, 9))
+    assert head(torch.randn(3, 5), potentials=False).node_pot is None
+
+
+def test_smoothing_bounds_every_log_ratio() -> None:
+    torch.manual_seed(0)
+    head = StructuredHead(4, _random_graph(4, 3), None, 5, 4, 6, 8, smoothing=0.02)
+    with torch.no_grad():  # push the readouts to extreme scores
+        for lin in (head.node_readout[-1], head.edge_readout[-1]):
+            lin.weight.mul_(1e4)
+    out = head(torch.randn(8, 5))
+    edge = out.edge_pot.reshape(8, -1, 4)
+    assert float(edge.min()) >= np.log(0.02 / 4) - 1e-5
+    assert float(out.node_pot.min()) >= np.log(0.02 / 2) - 1e-5
+    torch.testing.assert_close(edge.exp().sum(-1), torch.ones(edge.shape[:2]))
+
+
+def _saved_shapes(head: StructuredHead, z: torch.Tensor) -> list[tuple[int, ...]]:
+    """Shapes of every tensor autograd keeps for the backward pass of one forward."""
+    shapes: list[tuple[int, ...]] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = head(z)
+        (out.node_pot.sum() + out.edge_pot.sum() + out.logits.sum()).backward()
+    return shapes
+
+
+def test_edge_states_scale_with_edges_and_no_dense_task_by_task_tensor() -> None:
+    """Memory is linear in the graph's edges: no saved tensor is T x T, edge states are M-sized."""
+    torch.manual_seed(0)
+    t, b, d = 400, 2, 3
+    biggest = {}
+    for m in (100, 200, 400):
+        head = StructuredHead(t, _random_graph(t, m), None, 4, 4, d, 5, num_layers=2)
+        shapes = _saved_shapes(head, torch.randn(b, 4))
+        assert shapes
+        for s in shapes:
+            n = int(np.prod(s))
+            assert n < t * t, f"a saved tensor of shape {s} is as large as T x T"
+            assert sum(1 for k in s if k == t) <= 1, f"shape {s} has two task dimensions"
+        edge_like = [s for s in shapes if m in s]
+        assert (b, m, 2, 2, d) in edge_like  # the C x C x d edge states, one per edge present
+        biggest[m] = max(int(np.prod(s)) for s in edge_like)
+    # Doubling the edges doubles the largest edge-state tensor.
+    assert biggest[200] == 2 * biggest[100] and biggest[400] == 2 * biggest[200]
+
+
+def test_undirected_pairs_keeps_each_edge_once() -> None:
+    ei = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])
+    assert undirected_pairs(ei).tolist() == [[0, 1], [1, 2]]
+
+
+def test_a_graph_without_edges_works() -> None:
+    head = StructuredHead(3, np.zeros((2, 0), np.int64), None, 4, 4, 4, 8)
+    out = head(torch.randn(2, 4))
+    assert out.edge_pot.shape == (2, 0, 2, 2) and out.logits.shape == (2, 3)
