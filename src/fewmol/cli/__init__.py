@@ -13,6 +13,8 @@ from fewmol.cli.conformers import conformers
 from fewmol.cli.dta import dta
 from fewmol.cli.embed import embed
 from fewmol.cli.finetune import finetune
+from fewmol.cli.import_weights import import_weights
+from fewmol.cli.multitask import multitask
 from fewmol.cli.predict import predict
 from fewmol.cli.pretrain import pretrain
 
@@ -29,6 +31,8 @@ app.command(no_args_is_help=True)(embed)
 app.command(no_args_is_help=True)(conformers)
 app.command(no_args_is_help=True)(dta)
 app.command(no_args_is_help=True)(pretrain)
+app.command("import-weights", no_args_is_help=True)(import_weights)
+app.command(no_args_is_help=True)(multitask)
 app.add_typer(data_cli.app, name="data", help="Named datasets: list and locate them.")
 app.add_typer(bench_cli.app, name="bench", help="Reproduce the paper tables (resumable).")
 

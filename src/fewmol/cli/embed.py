@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from fewmol.cli.common import console, err_console, user_errors
-from fewmol.data.tables import read_smiles
-from fewmol.errors import InvalidInputError
-from fewmol.finetune.predict import embed_table
+from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, embed_file
 
 
 def embed(
@@ -19,20 +16,27 @@ def embed(
     out: Path = typer.Option(..., "--out", "-o", help="Output .parquet (or .csv)."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
+    chunk_size: int = typer.Option(
+        DEFAULT_CHUNK_ROWS, help="Input rows per chunk (memory use grows with it)."
+    ),
+    resume: bool = typer.Option(False, help="Continue an interrupted run into the same --out."),
+    force: bool = typer.Option(False, help="Discard the chunks of an interrupted run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write the pooled GIN embedding of every row of INPUT (invalid rows: NaN, flagged)."""
     with user_errors():
-        if out.suffix not in (".parquet", ".csv"):
-            raise InvalidInputError(f"--out must end in .parquet or .csv, got {out.name}")
-        table = read_smiles(input, smiles_col)
-        df = embed_table(model_dir, table, workers)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        if out.suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-        if table.n_invalid:
-            err_console.print(f"{table.n_invalid} rows have no embedding (valid=False)")
-        console.print(f"wrote {len(df)} embeddings of size {df.shape[1] - 4} to {out}")
+        stats = embed_file(
+            model_dir,
+            input,
+            out,
+            smiles_col=smiles_col,
+            chunk_rows=chunk_size,
+            workers=workers,
+            resume=resume,
+            force=force,
+            progress=not quiet,
+        )
+        invalid = stats.rows - stats.valid
+        if invalid:
+            err_console.print(f"{invalid} rows have no embedding (valid=False)")
+        console.print(f"wrote {stats.resumed_from + stats.rows} embeddings to {out}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
+from fewmol.chem.mol import Hygiene
 from fewmol.cli.common import (
     console,
     is_ddp_child,
@@ -16,10 +17,15 @@ from fewmol.cli.common import (
     split_list,
     user_errors,
 )
-from fewmol.data.splits import Split, make_split, split_from_labels
+from fewmol.data.splits import SPLIT_NAMES, Split, make_split, split_from_labels
 from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.run import FinetuneConfig, featurize_table, summarize_seeds
+from fewmol.finetune.run import (
+    FinetuneConfig,
+    featurize_table,
+    finish_ensemble,
+    summarize_seeds,
+)
 from fewmol.finetune.run import finetune as run_finetune
 from fewmol.io.checkpoint import write_json
 
@@ -75,6 +81,26 @@ def finetune(
     hidden: int = typer.Option(300, min=1, help="GIN hidden size."),
     featurizer: str = typer.Option("hu2019", help="hu2019 | ogb."),
     seeds: str = typer.Option("0", help="Comma-separated seeds; several give out/seed<k>/ dirs."),
+    ensemble: int = typer.Option(
+        None, help="Train N seeds on one split into out/seed<k>/ and calibrate them as one model."
+    ),
+    mc_dropout: int = typer.Option(
+        0, help="MC-dropout passes per prediction (a cheap spread estimate; 0 = off)."
+    ),
+    coverage: float = typer.Option(0.9, help="Target coverage of the conformal intervals."),
+    calibration: str = typer.Option(
+        "temperature", help="Classification calibration: temperature | isotonic."
+    ),
+    baseline: str = typer.Option("none", help="none | rf: random forest on the same split."),
+    strip_salts: bool = typer.Option(False, help="Keep the largest organic fragment."),
+    standardize: bool = typer.Option(
+        False, help="RDKit MolStandardize clean-up and neutralisation."
+    ),
+    canonical_tautomer: bool = typer.Option(False, help="Replace by the canonical tautomer."),
+    freeze_encoder: bool = typer.Option(False, help="Keep the --init encoder fixed."),
+    unfreeze_after: int = typer.Option(
+        None, help="Keep the --init encoder fixed for this many epochs, then train it."
+    ),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
@@ -89,24 +115,23 @@ def finetune(
     """Fine-tune a GIN on DATA and write a model dir with metrics and predictions."""
     with user_errors():
         seed_list = parse_seeds(seeds)
+        if ensemble is not None:
+            if ensemble < 2:
+                raise InvalidInputError(f"--ensemble needs at least 2 members, got {ensemble}")
+            if len(seed_list) > 1:
+                raise InvalidInputError(
+                    "give either --ensemble N (seeds N consecutive from the first --seeds) or "
+                    "--seeds a,b,c, not both"
+                )
+            seed_list = [seed_list[0] + k for k in range(ensemble)]
         if task not in (None, "classification", "regression"):
             raise InvalidInputError(f"--task must be classification or regression, got {task!r}")
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
-        child = is_ddp_child()  # rank > 0 re-runs this command: rank 0 owns --out
-        if out.exists() and any(out.iterdir()) and not (resume or force or child):
-            raise InvalidInputError(
-                f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
-            )
-        table, info = load_dataset(
-            data, smiles_col, split_list(target_cols), task, on_invalid, data_dir
-        )
-        if not child:
-            report_bad_rows(table, out)
-        graphs = featurize_table(table, featurizer, workers)
-        all_metrics = []
-        for seed in seed_list:
-            cfg = FinetuneConfig(
+        hygiene = Hygiene(strip_salts, standardize, canonical_tautomer)
+
+        def config(seed: int, baseline: str) -> FinetuneConfig:
+            return FinetuneConfig(
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
@@ -124,22 +149,121 @@ def finetune(
                 strategy=strategy,
                 num_nodes=num_nodes,
                 progress=not quiet,
-                extra={"split": split, "on_invalid": on_invalid},
+                freeze_encoder=freeze_encoder,
+                unfreeze_after=unfreeze_after,
+                mc_dropout=mc_dropout,
+                coverage=coverage,
+                calibration=calibration,
+                baseline=baseline,
+                extra={
+                    "split": split,
+                    "on_invalid": on_invalid,
+                    "ensemble": ensemble,
+                    "hygiene": hygiene.to_dict(),
+                },
             )
-            the_split = resolve_split(split, table, data, seed)
+
+        config(seed_list[0], baseline).validate()  # bad flags fail before any data is read
+        child = is_ddp_child()  # rank > 0 re-runs this command: rank 0 owns --out
+        if out.exists() and any(out.iterdir()) and not (resume or force or child):
+            raise InvalidInputError(
+                f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
+            )
+        table, info = load_dataset(
+            data, smiles_col, split_list(target_cols), task, on_invalid, data_dir, hygiene=hygiene
+        )
+        if hygiene.active:
+            info = dict(info, hygiene=hygiene.to_dict())
+        if not child:
+            report_bad_rows(table, out)
+        graphs = featurize_table(table, featurizer, workers)
+        # an ensemble shares one split (its validation molecules must be held out of every
+        # member); plain --seeds keep one split per seed, as the benchmarks do
+        first = resolve_split(split, table, data, seed_list[0])
+        splits = [
+            first if ensemble or k == 0 else resolve_split(split, table, data, seed)
+            for k, seed in enumerate(seed_list)
+        ]
+        shared = len(seed_list) > 1 and all(_same_split(first, sp) for sp in splits)
+        all_metrics, run_dirs = [], []
+        for seed, the_split in zip(seed_list, splits):
+            cfg = config(seed, "none" if shared else baseline)
             run_dir = out if len(seed_list) == 1 else out / f"seed{seed}"
             metrics = run_finetune(table, the_split, cfg, run_dir, resume, info, graphs)
             if not metrics:  # a non-zero DDP rank
                 return
             all_metrics.append(metrics)
+            run_dirs.append(run_dir)
             _print_metrics(metrics, seed, run_dir)
-        if len(seed_list) > 1:
-            summary = summarize_seeds(all_metrics)
-            write_json(out / "summary.json", summary)
-            m = all_metrics[0]["select_metric"]
-            s = summary["test_at_best_valid"].get(m)
-            if s:
-                console.print(f"test {m} over seeds {seed_list}: {s['mean']:.4f} ± {s['std']:.4f}")
+        if len(seed_list) == 1:
+            _print_extras(all_metrics[0])
+            return
+        summary = summarize_seeds(all_metrics)
+        m = all_metrics[0]["select_metric"]
+        s = summary["test_at_best_valid"].get(m)
+        if s:
+            console.print(f"test {m} over seeds {seed_list}: {s['mean']:.4f} ± {s['std']:.4f}")
+        if shared:
+            ens = finish_ensemble(
+                out, run_dirs, table, first, graphs, config(seed_list[0], baseline), all_metrics
+            )
+            summary["ensemble"] = {
+                k: ens.get(k) for k in ("predictor", "calibration", "applicability", "baseline")
+            }
+            test = ens["predictor"].get("test", {}).get(m)
+            console.print(
+                f"ensemble of {len(seed_list)} (mean prediction): test {m} = {_fmt(test)}; "
+                f"model dir: {out}"
+            )
+            _print_extras(ens)
+        else:
+            console.print(
+                "the seeds were trained on different splits, so they are not calibrated as one "
+                "model (use --ensemble N for that); each seed dir has its own calibration"
+            )
+        write_json(out / "summary.json", summary)
+
+
+def _same_split(a: Split, b: Split) -> bool:
+    return all(
+        len(getattr(a, k)) == len(getattr(b, k)) and (getattr(a, k) == getattr(b, k)).all()
+        for k in SPLIT_NAMES
+    )
+
+
+def _print_extras(metrics: dict) -> None:
+    """Calibration, applicability-domain and baseline lines under the metrics."""
+    m = metrics["select_metric"]
+    cal = metrics.get("calibration")
+    if cal and "test" in cal:
+        test = cal["test"]
+        if "coverage" in test:
+            console.print(
+                f"calibration ({metrics.get('uncertainty')}): test coverage of the "
+                f"{cal['coverage']:.0%} intervals = {test['coverage']:.3f} "
+                f"(mean width {test['mean_width']:.3g})"
+            )
+        elif "ece_raw" in test:
+            console.print(
+                f"calibration ({cal.get('method')}): test ECE {test['ece_raw']:.3f} -> "
+                f"{test['ece_calibrated']:.3f}, NLL {test['nll_raw']:.3f} -> "
+                f"{test['nll_calibrated']:.3f}"
+            )
+    elif cal is None:
+        console.print("no validation split: no calibration and no in-domain thresholds")
+    ad = (metrics.get("applicability") or {}).get("test")
+    if ad:
+        inside = (ad.get("in_domain") or {}).get(m)
+        outside = (ad.get("out_of_domain") or {}).get(m)
+        console.print(
+            f"applicability domain: {ad['in_domain_fraction']:.0%} of test molecules in domain "
+            f"(test {m}: {_fmt_or_na(inside)} inside, {_fmt_or_na(outside)} outside)"
+        )
+    base = metrics.get("baseline")
+    if base:
+        rf = (base.get("test") or {}).get(m)
+        gnn = (base.get("gnn", {}).get("test") or {}).get(m)
+        console.print(f"baseline {base['method']}: test {m} = {_fmt(rf)} (GNN {_fmt(gnn)})")
 
 
 def _print_metrics(metrics: dict, seed: int, run_dir: Path) -> None:
@@ -150,6 +274,10 @@ def _print_metrics(metrics: dict, seed: int, run_dir: Path) -> None:
         f"seed {seed}: test {m} = {_fmt(best)} at best-valid epoch {metrics['best_epoch']} "
         f"({_fmt(last)} at last epoch {metrics['epochs_done']}); model dir: {run_dir}"
     )
+
+
+def _fmt_or_na(v: float | None) -> str:
+    return "n/a (too few molecules)" if v is None else _fmt(v)
 
 
 def _fmt(v: float | None) -> str:

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 
 from fewmol.cli.common import console, err_console, user_errors
-from fewmol.data.tables import read_smiles
-from fewmol.finetune.predict import predict_table
-from fewmol.io.checkpoint import write_text
+from fewmol.cli.multitask import predict_multitask
+from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, predict_file
+from fewmol.multitask.predict import is_multitask_dir
 
 
 def predict(
@@ -18,15 +18,45 @@ def predict(
     out: Path = typer.Option(..., "--out", "-o", help="Output CSV."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
+    chunk_size: int = typer.Option(
+        DEFAULT_CHUNK_ROWS, help="Input rows per chunk (memory use grows with it)."
+    ),
+    members_out: Path = typer.Option(
+        None, help="Also write each ensemble member's predictions to this CSV."
+    ),
+    resume: bool = typer.Option(False, help="Continue an interrupted run into the same --out."),
+    force: bool = typer.Option(False, help="Discard the chunks of an interrupted run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Predict every task for every row of INPUT (probabilities or original units)."""
+    """Predict every task for every row of INPUT, with uncertainty and applicability domain.
+
+    Streams INPUT in chunks (constant memory, resumable); columns per task: _pred, _std
+    (ensembles / MC-dropout), _lower/_upper (regression) or _prob_cal (classification); then
+    ad_max_tanimoto, ad_nearest_distance, ad_in_domain.
+    """
+    if is_multitask_dir(model_dir):  # `fewmol multitask` dirs: Gibbs marginals / sigmoids
+        return predict_multitask(model_dir, input, out, smiles_col, workers)
     with user_errors():
-        table = read_smiles(input, smiles_col)
-        df = predict_table(model_dir, table, workers)
-        write_text(out, df.to_csv(index=False))
-        if table.n_invalid:
+        stats = predict_file(
+            model_dir,
+            input,
+            out,
+            smiles_col=smiles_col,
+            chunk_rows=chunk_size,
+            workers=workers,
+            members_out=members_out,
+            resume=resume,
+            force=force,
+            progress=not quiet,
+            on_note=lambda note: err_console.print(f"note: {note}", markup=False),
+        )
+        n_rows = stats.resumed_from + stats.rows
+        invalid = stats.rows - stats.valid
+        if invalid:
             err_console.print(
-                f"{table.n_invalid} rows could not be predicted "
-                "(valid=False, reason in the 'error' column)"
+                f"{invalid} rows could not be predicted (valid=False, reason in the 'error' column)"
             )
-        console.print(f"wrote {len(df)} rows to {out}")
+        rate = stats.rows / stats.seconds if stats.seconds else 0.0
+        console.print(f"wrote {n_rows} rows to {out} ({rate:,.0f} rows/s)")
+        if members_out is not None:
+            console.print(f"members' predictions in {members_out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fewmol.chem.mol import NO_HYGIENE, Hygiene
 from fewmol.data import registry
 from fewmol.data.tables import Table, read_table
 from fewmol.errors import InvalidInputError
@@ -17,11 +18,13 @@ def load_dataset(
     on_invalid: str = "skip",
     data_dir: Path | None = None,
     drop_duplicates: bool | None = None,
+    hygiene: Hygiene = NO_HYGIENE,
 ) -> tuple[Table, dict]:
     """Read DATA (a CSV path or a registry name) into a validated Table plus provenance info.
 
     ``drop_duplicates`` defaults to True for user CSVs and False for named benchmarks, which
-    keep every parsable row as the papers do (BBBP: 2,039 molecules).
+    keep every parsable row as the papers do (BBBP: 2,039 molecules). ``hygiene`` (salt
+    stripping, standardisation) is applied to every SMILES before canonicalisation.
     """
     path = Path(data)
     if path.exists() or not registry.is_registered(data):
@@ -37,6 +40,7 @@ def load_dataset(
             task,
             on_invalid,
             drop_duplicates=True if drop_duplicates is None else drop_duplicates,
+            hygiene=hygiene,
         )
         return table, {"source": str(path.resolve()), "name": path.stem}
     spec = registry.get_spec(data)
@@ -54,6 +58,7 @@ def load_dataset(
         task or spec.task_type,
         on_invalid,
         drop_duplicates=False if drop_duplicates is None else drop_duplicates,
+        hygiene=hygiene,
     )
     return table, {
         "source": spec.name,

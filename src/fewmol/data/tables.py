@@ -31,10 +31,13 @@ Rules (see ``read_table``):
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,15 +45,17 @@ import numpy as np
 import pandas as pd
 from rdkit import Chem
 
-from fewmol.chem.mol import try_canonical_smiles
+from fewmol.chem.mol import NO_HYGIENE, Hygiene, try_canonical_smiles
 from fewmol.errors import InvalidInputError
 
 __all__ = [
     "BAD_ROW_COLUMNS",
+    "SmilesStream",
     "Table",
     "detect_smiles_col",
     "detect_target_cols",
     "infer_task_type",
+    "open_smiles_stream",
     "read_smiles",
     "read_table",
     "write_bad_rows",
@@ -122,6 +127,8 @@ class Table:
     n_input: int
     source: str = "the input table"
     raw: pd.DataFrame | None = field(default=None, repr=False)  # all input cells, as text
+    hygiene: Hygiene = NO_HYGIENE  # clean-up applied before canonicalisation
+    offset: int = 0  # input row of this table's first row (chunks of a streamed file)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -222,7 +229,7 @@ def _check_text(path: Path, where: str) -> None:
         )
 
 
-def _read_csv(path: Path, sep: str, encoding: str) -> pd.DataFrame:
+def _read_csv(path: Path, sep: str, encoding: str, nrows: int | None = None) -> pd.DataFrame:
     return pd.read_csv(
         path,
         sep=sep,
@@ -232,10 +239,16 @@ def _read_csv(path: Path, sep: str, encoding: str) -> pd.DataFrame:
         skip_blank_lines=False,
         compression="infer",
         encoding=encoding,
+        nrows=nrows,
     )
 
 
 def _read_path(path: Path) -> pd.DataFrame:
+    return _read_path_format(path)[0]
+
+
+def _read_path_format(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame, str, str]:
+    """Read a table file (or its first ``nrows`` rows); also return the delimiter and encoding."""
     where = f"'{path}'"
     if not path.exists():
         raise InvalidInputError(f"input file {where} does not exist; check the path")
@@ -244,20 +257,22 @@ def _read_path(path: Path) -> pd.DataFrame:
     _check_text(path, where)
     base = _strip_compression(path.name.lower())
     sep = "\t" if base.endswith(_TAB_SUFFIXES) else ","
+    encoding = "utf-8-sig"
 
-    def attempt(sep: str) -> pd.DataFrame:
+    def attempt(sep: str) -> tuple[pd.DataFrame, str]:
         try:
-            return _read_csv(path, sep, "utf-8-sig")
+            return _read_csv(path, sep, "utf-8-sig", nrows), "utf-8-sig"
         except UnicodeDecodeError:
-            return _read_csv(path, sep, "latin-1")
+            return _read_csv(path, sep, "latin-1", nrows), "latin-1"
 
     try:
-        df = attempt(sep)
+        df, encoding = attempt(sep)
         if df.shape[1] == 1:  # maybe the wrong delimiter for this file
             header = str(df.columns[0])
             for other in ("\t", ",", ";"):
                 if other != sep and other in header:
-                    df = attempt(other)
+                    df, encoding = attempt(other)
+                    sep = other
                     break
     except pd.errors.EmptyDataError:
         raise InvalidInputError(
@@ -272,7 +287,7 @@ def _read_path(path: Path) -> pd.DataFrame:
     except (ValueError, OSError, EOFError, UnicodeError) as exc:
         raise InvalidInputError(f"cannot read {where} as a table: {exc}") from None
     df.columns = [str(c) for c in df.columns]
-    return df.fillna("")
+    return df.fillna(""), sep, encoding
 
 
 def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, np.ndarray]:
@@ -622,12 +637,12 @@ def _empty_bad_rows() -> pd.DataFrame:
 
 
 def _smiles_problems(
-    df: pd.DataFrame, smiles_col: str, blank: np.ndarray
+    df: pd.DataFrame, smiles_col: str, blank: np.ndarray, hygiene: Hygiene = NO_HYGIENE
 ) -> tuple[np.ndarray, pd.DataFrame | None]:
     """Canonicalise each distinct SMILES once; return canonical (None if bad) and the problems."""
     raw = df[smiles_col]
     uniques = pd.unique(raw.to_numpy(dtype=object))
-    results = {s: try_canonical_smiles(s) for s in uniques}
+    results = {s: try_canonical_smiles(s, hygiene) for s in uniques}
     canon = np.array([results[s][0] for s in raw.to_numpy(dtype=object)], dtype=object)
     failed = np.flatnonzero(pd.isna(canon))
     if not failed.size:
@@ -640,6 +655,8 @@ def _smiles_problems(
         if w == "empty SMILES"
         else "invalid SMILES (no atoms)"
         if w and "no atoms" in w
+        else f"invalid SMILES ({w})"
+        if w and w.startswith("standardisation")
         else "invalid SMILES (RDKit could not parse it)"
         for w, is_blank in zip(why, blank[failed], strict=True)
     ]
@@ -672,6 +689,7 @@ def read_table(
     on_invalid: str = "skip",
     require_targets: bool = True,
     drop_duplicates: bool = True,
+    hygiene: Hygiene = NO_HYGIENE,
 ) -> Table:
     """Read and validate a table of SMILES and labels; bad rows go to ``Table.bad_rows``.
 
@@ -686,6 +704,8 @@ def read_table(
     require_targets : when False and ``target_cols`` is None, read SMILES only; when True, rows
         without any label are bad ("no labels").
     drop_duplicates : drop later rows with the canonical SMILES of an earlier valid row.
+    hygiene : salt stripping / standardisation applied before canonicalisation (so duplicates
+        are judged on the cleaned molecule).
 
     Raises InvalidInputError for user errors (missing file or column, no data, no valid rows,
     bad rows with ``on_invalid='error'``); the exception has ``bad_rows`` when rows are to blame.
@@ -716,7 +736,7 @@ def read_table(
             )
         target_cols = list(dict.fromkeys(resolved))
 
-    canon, smiles_bad = _smiles_problems(df, smiles_col, blank)
+    canon, smiles_bad = _smiles_problems(df, smiles_col, blank, hygiene)
     problems = [smiles_bad] if smiles_bad is not None else []
     values = None
     if target_cols:
@@ -742,6 +762,7 @@ def read_table(
         task_type if target_cols else None,
         drop_duplicates,
     )
+    table.hygiene = hygiene
 
     if table.n_kept == 0:
         exc = InvalidInputError(
@@ -763,7 +784,11 @@ def read_table(
     return table
 
 
-def read_smiles(source: str | Path | pd.DataFrame, smiles_col: str | None = None) -> Table:
+def read_smiles(
+    source: str | Path | pd.DataFrame,
+    smiles_col: str | None = None,
+    hygiene: Hygiene = NO_HYGIENE,
+) -> Table:
     """Read SMILES for predict/embed: no labels, no dedup, invalid rows only reported in bad_rows.
 
     ``Table.rows`` maps kept molecules back to input rows (``Table.kept_mask()``), so the caller
@@ -778,6 +803,7 @@ def read_smiles(source: str | Path | pd.DataFrame, smiles_col: str | None = None
         on_invalid="skip",
         require_targets=False,
         drop_duplicates=False,
+        hygiene=hygiene,
     )
 
 
@@ -794,3 +820,152 @@ def write_bad_rows(table: Table, path: str | Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# ----------------------------------------------------------------------------- streaming
+
+_HEAD_ROWS = 1000  # rows read up front to check the file and find the SMILES column
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _nonblank_rows(df: pd.DataFrame) -> np.ndarray:
+    """True for rows with at least one non-empty cell."""
+    if df.empty:
+        return np.zeros(len(df), dtype=bool)
+    return (df.apply(lambda s: s.str.strip()) != "").any(axis=1).to_numpy()
+
+
+@dataclass
+class SmilesStream:
+    """A SMILES table read lazily, chunk by chunk, with the same rules as :func:`read_smiles`.
+
+    Every chunk is a :class:`Table` whose ``rows`` / ``bad_rows`` are local to the chunk and
+    whose ``offset`` is the input row of its first row; blank lines at the end of the file are
+    dropped as ``read_smiles`` drops them, so the chunks together describe the same rows.
+    """
+
+    path: Path
+    smiles_col: str
+    columns: list[str]
+    sep: str
+    encoding: str
+    where: str
+
+    def count_rows(self) -> int | None:
+        """Number of data rows by counting lines (for progress bars; None if not cheap)."""
+        name = self.path.name.lower()
+        suffix = next((s for s in _COMPRESSION_SUFFIXES if name.endswith(s)), "")
+        opener = _OPENERS.get(suffix, open if not suffix else None)
+        if opener is None:
+            return None
+        lines, last = 0, b"\n"
+        with opener(self.path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        if last != b"\n":
+            lines += 1
+        return max(0, lines - 1)
+
+    def chunks(
+        self, chunk_rows: int, hygiene: Hygiene = NO_HYGIENE, start_row: int = 0
+    ) -> Iterator[Table]:
+        """Validated tables of about ``chunk_rows`` rows each, from input row ``start_row`` on."""
+        for df, blank, start in self.raw_chunks(chunk_rows, start_row):
+            yield self.make_table(df, blank, start, hygiene)
+
+    def raw_chunks(
+        self, chunk_rows: int, start_row: int = 0
+    ) -> Iterator[tuple[pd.DataFrame, np.ndarray, int]]:
+        """(cells as text, blank-row mask, first input row) per chunk, before validation.
+
+        Blank rows at the end of a chunk are held back until a non-blank row follows, so blank
+        lines ending the file are dropped (as :func:`read_smiles` does) and never emitted.
+        """
+        if chunk_rows < 1:
+            raise InvalidInputError(f"the chunk size must be at least 1, got {chunk_rows}")
+        reader = pd.read_csv(
+            self.path,
+            sep=self.sep,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            compression="infer",
+            encoding=self.encoding,
+            chunksize=chunk_rows,
+        )
+        pending: pd.DataFrame | None = None  # blank rows that may turn out to end the file
+        pending_start = 0
+        next_row = 0
+        try:
+            with reader:
+                for df in reader:
+                    df.columns = [str(c) for c in df.columns]
+                    df = df.fillna("").reset_index(drop=True)
+                    start = next_row
+                    next_row += len(df)
+                    if pending is not None:
+                        df = pd.concat([pending, df], ignore_index=True)
+                        start = pending_start
+                    nonblank = _nonblank_rows(df)
+                    if not nonblank.any():
+                        pending, pending_start = df, start
+                        continue
+                    last = int(np.flatnonzero(nonblank)[-1]) + 1
+                    pending = df.iloc[last:].reset_index(drop=True) if last < len(df) else None
+                    pending_start = start + last
+                    emit, blank = df.iloc[:last], ~nonblank[:last]
+                    if start + last <= start_row:
+                        continue
+                    if start < start_row:  # resuming inside this chunk
+                        cut = start_row - start
+                        emit, blank, start = emit.iloc[cut:], blank[cut:], start_row
+                    yield emit.reset_index(drop=True), blank, start
+        except pd.errors.ParserError as exc:
+            raise InvalidInputError(
+                f"cannot parse {self.where} after row {next_row}: {exc}; check the delimiter "
+                "and quoting"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"{self.where} is not valid {self.encoding} text after row {next_row} ({exc}); "
+                "save it as UTF-8"
+            ) from None
+
+    def make_table(
+        self, df: pd.DataFrame, blank: np.ndarray, start: int, hygiene: Hygiene = NO_HYGIENE
+    ) -> Table:
+        """Validate one raw chunk (see :meth:`raw_chunks`) into a Table with ``offset=start``."""
+        canon, smiles_bad = _smiles_problems(df, self.smiles_col, blank, hygiene)
+        problems = [smiles_bad] if smiles_bad is not None else []
+        table = _finish(df, self.where, self.smiles_col, canon, problems, None, [], None, False)
+        table.hygiene, table.offset = hygiene, start
+        return table
+
+
+def open_smiles_stream(path: str | Path, smiles_col: str | None = None) -> SmilesStream:
+    """Check a SMILES file and find its SMILES column from its first rows, without reading it all.
+
+    Raises InvalidInputError for the same unusable inputs as :func:`read_smiles` (missing,
+    binary or empty file, header only, unknown column); rows are validated chunk by chunk.
+    """
+    if isinstance(path, pd.DataFrame):
+        raise InvalidInputError("streaming needs a file path, not a DataFrame")
+    path = Path(path)
+    head, sep, encoding = _read_path_format(path, nrows=_HEAD_ROWS)
+    where = f"'{path}'"
+    if head.shape[1] == 0:
+        raise InvalidInputError(
+            f"{where} has no columns; expected a header line such as 'smiles,label'"
+        )
+    if len(head) == 0:
+        raise InvalidInputError(
+            f"{where} has no data rows (only a header: {', '.join(head.columns)}); "
+            "add one row per molecule"
+        )
+    if smiles_col is None:
+        smiles_col = detect_smiles_col(head, where=where)
+    else:
+        smiles_col = _resolve_column(head, smiles_col, "--smiles-col", where)
+    return SmilesStream(path, smiles_col, list(head.columns), sep, encoding, where)

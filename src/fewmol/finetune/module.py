@@ -45,6 +45,8 @@ class FinetuneModule(L.LightningModule):
         encoder_lr: float | None = None,
         y_mean: np.ndarray | None = None,
         y_std: np.ndarray | None = None,
+        freeze_encoder: bool = False,
+        unfreeze_after: int | None = None,
     ):
         super().__init__()
         if task_type not in ("classification", "regression"):
@@ -57,10 +59,42 @@ class FinetuneModule(L.LightningModule):
         self.register_buffer("y_mean", torch.from_numpy(mean.copy()))
         self.register_buffer("y_std", torch.from_numpy(std.copy()))
         self.optimizer_state: dict | None = None  # restored on --resume
+        # --freeze-encoder / --unfreeze-after E: the encoder is frozen for epochs < E (all if
+        # E is None); epoch_offset counts the epochs done before a --resume
+        self.freeze_encoder = freeze_encoder or unfreeze_after is not None
+        self.unfreeze_after = unfreeze_after
+        self.epoch_offset = 0
         self._train_buf: list[tuple[np.ndarray, np.ndarray]] = []
         self._train_loss: list[tuple[float, int]] = []
         self._eval_buf: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         self.epoch_metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ encoder freezing
+    def encoder_frozen(self, epoch: int | None = None) -> bool:
+        """Whether the encoder is frozen in (0-based, run-wide) ``epoch`` (default: now)."""
+        if not self.freeze_encoder:
+            return False
+        if epoch is None:
+            epoch = self.epoch_offset + (self.trainer.current_epoch if self._trainer else 0)
+        return self.unfreeze_after is None or epoch < self.unfreeze_after
+
+    def on_train_epoch_start(self) -> None:
+        """Freeze or unfreeze the encoder for this epoch."""
+        frozen = self.encoder_frozen()
+        for p in self.model.encoder.parameters():
+            p.requires_grad_(not frozen)
+        self.train(True)  # re-applies eval mode to a frozen encoder
+
+    def train(self, mode: bool = True) -> FinetuneModule:
+        """As nn.Module.train, but a frozen encoder stays in eval mode.
+
+        Frozen means the pre-trained function is kept as is: no weight updates, and no
+        batch-norm running statistics or dropout either (Lightning calls train() each epoch).
+        """
+        super().train(mode)
+        if mode and self._trainer is not None and self.encoder_frozen():
+            self.model.encoder.eval()
+        return self
 
     # ------------------------------------------------------------------ model calls
     def forward(self, batch: GraphBatch) -> torch.Tensor:

@@ -22,19 +22,30 @@ import pandas as pd
 import torch
 
 from fewmol import __version__
+from fewmol.chem.fingerprints import morgan_packed
+from fewmol.chem.mol import Hygiene
 from fewmol.data.collate import GraphSet
 from fewmol.data.module import GraphDataModule, predict_batches, standardize_stats
 from fewmol.data.splits import Split
 from fewmol.data.store import featurize_to_graphset
 from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.metrics import is_better
+from fewmol.finetune.applicability import DEFAULT_QUANTILE, fit_applicability
+from fewmol.finetune.baseline import BASELINES, rf_baseline
+from fewmol.finetune.calibration import (
+    CALIBRATION_FILE,
+    CLASSIFICATION_METHODS,
+    apply_calibration,
+    calibration_report,
+    fit_calibration,
+    save_calibration,
+)
+from fewmol.finetune.inference import load_module, run_inference
+from fewmol.finetune.metrics import evaluate, is_better
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
-    load_state_into,
-    load_tensors,
     load_training_state,
     read_json,
     save_tensors,
@@ -72,7 +83,53 @@ class FinetuneConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     progress: bool = True
+    freeze_encoder: bool = False  # keep the --init encoder fixed (eval mode, no updates)
+    unfreeze_after: int | None = None  # ... for this many epochs, then train it
+    mc_dropout: int = 0  # MC-dropout passes at predict time (0: deterministic)
+    coverage: float = 0.9  # conformal interval target (regression)
+    calibration: str = "temperature"  # temperature | isotonic (classification)
+    ad_quantile: float = DEFAULT_QUANTILE  # applicability thresholds keep this much of valid
+    baseline: str = "none"  # none | rf: random forest on the same split, in metrics.json
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise InvalidInputError for settings that contradict each other (CLI exit 2)."""
+        if self.encoder_lr is not None and self.encoder_lr < 0:
+            raise InvalidInputError(f"--encoder-lr must be >= 0, got {self.encoder_lr}")
+        if (self.freeze_encoder or self.unfreeze_after is not None) and not self.init:
+            raise InvalidInputError(
+                "--freeze-encoder and --unfreeze-after need a pre-trained encoder (--init DIR); "
+                "a frozen random encoder would never learn"
+            )
+        if self.unfreeze_after is not None and not 1 <= self.unfreeze_after < self.epochs:
+            raise InvalidInputError(
+                f"--unfreeze-after must be between 1 and --epochs - 1 ({self.epochs - 1}), got "
+                f"{self.unfreeze_after}; use --freeze-encoder to keep it frozen throughout"
+            )
+        if (self.freeze_encoder or self.unfreeze_after is not None) and "ddp" in self.strategy:
+            raise InvalidInputError(
+                "--freeze-encoder / --unfreeze-after do not work with DDP strategies (DDP fixes "
+                "the trainable parameters when it starts); train on one device"
+            )
+        if self.mc_dropout < 0:
+            raise InvalidInputError(f"--mc-dropout must be >= 0, got {self.mc_dropout}")
+        if self.mc_dropout and self.dropout <= 0:
+            raise InvalidInputError("--mc-dropout needs --dropout > 0 (it samples dropout masks)")
+        if self.mc_dropout == 1:
+            raise InvalidInputError("--mc-dropout needs at least 2 passes to estimate a spread")
+        if not 0.0 < self.coverage < 1.0:
+            raise InvalidInputError(
+                f"--coverage must be a fraction between 0 and 1 (e.g. 0.9), got {self.coverage}"
+            )
+        if self.calibration not in CLASSIFICATION_METHODS:
+            raise InvalidInputError(
+                f"--calibration must be one of {', '.join(CLASSIFICATION_METHODS)}, "
+                f"got {self.calibration!r}"
+            )
+        if self.baseline not in BASELINES:
+            raise InvalidInputError(
+                f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}"
+            )
 
     def metric(self, task_type: str) -> str:
         """Validation metric used to pick the best epoch."""
@@ -114,6 +171,7 @@ class FinetuneRun:
                 f"the training split is empty: {len(table.smiles)} molecules were kept "
                 f"({split.sizes()}); check bad_rows.csv, --task and --split"
             )
+        cfg.validate()
         self.table, self.split, self.cfg = table, split, cfg
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -154,6 +212,7 @@ class FinetuneRun:
             "task_type": self.task_type,
             "target_names": list(self.table.target_names),
             "smiles_col": self.table.smiles_col,
+            "hygiene": self.table.hygiene.to_dict(),
             "target_scaling": {"mean": y_mean.tolist(), "std": y_std.tolist()}
             if self.task_type == "regression"
             else None,
@@ -223,18 +282,28 @@ class FinetuneRun:
         if init_cfg:
             model.encoder.load_state_dict(encoder.state_dict())
         module = FinetuneModule(
-            model, self.task_type, cfg.lr, cfg.weight_decay, cfg.encoder_lr, y_mean, y_std
+            model,
+            self.task_type,
+            cfg.lr,
+            cfg.weight_decay,
+            cfg.encoder_lr,
+            y_mean,
+            y_std,
+            freeze_encoder=cfg.freeze_encoder,
+            unfreeze_after=cfg.unfreeze_after,
         )
 
         if resume and (self.ckpt_dir / "last.safetensors").exists():
             old = read_json(self.out_dir / "config.json", "model config")
-            for key in ("target_names", "featurizer", "encoder", "task_type"):
+            old["hygiene"] = Hygiene.from_dict(old.get("hygiene")).to_dict()  # pre-hygiene dirs
+            for key in ("target_names", "featurizer", "encoder", "task_type", "hygiene"):
                 if old.get(key) != config[key]:
                     raise InvalidInputError(
                         f"cannot resume {self.out_dir}: its {key} differs from this run's; "
                         "use another --out or drop --resume"
                     )
             self.restore(module)
+            module.epoch_offset = self.epochs_done
         write_json(self.out_dir / "config.json", config)
         self.split.to_json(self.out_dir / "split.json")
 
@@ -284,32 +353,12 @@ class FinetuneRun:
             "hardware": hardware(),
             "git_commit": git_commit(),
         }
+        extras = finish_model_dir(
+            self.out_dir, [self.out_dir], self.table, self.split, graphs, self.cfg
+        )
+        metrics.update(extras)
         write_json(self.out_dir / "metrics.json", metrics)
-        self.write_predictions(graphs)
         return metrics
-
-    def write_predictions(self, graphs: GraphSet) -> None:
-        """predictions.csv: every kept row with its split, labels and best-model predictions."""
-        model = build_model(read_json(self.out_dir / "config.json"))
-        load_state_into(model, load_tensors(self.out_dir / "model.safetensors"))
-        module = FinetuneModule(
-            model, self.task_type, y_mean=self._scaling("mean"), y_std=self._scaling("std")
-        )
-        preds = predict_array(module, graphs)
-        part = np.full(len(self.table.smiles), "", dtype=object)
-        for name in ("train", "valid", "test"):
-            part[getattr(self.split, name)] = name
-        df = pd.DataFrame(
-            {"row": self.table.rows, "smiles": self.table.input_smiles, "split": part}
-        )
-        for t, name in enumerate(self.table.target_names):
-            df[name] = self.table.targets[:, t]
-            df[f"{name}_pred"] = preds[:, t]
-        write_text(self.out_dir / "predictions.csv", df.to_csv(index=False))
-
-    def _scaling(self, key: str) -> np.ndarray | None:
-        sc = read_json(self.out_dir / "config.json").get("target_scaling")
-        return None if sc is None else np.asarray(sc[key], np.float32)
 
 
 @torch.no_grad()
@@ -369,3 +418,185 @@ def summarize_seeds(metrics: list[dict[str, Any]]) -> dict[str, Any]:
                     "values": vals,
                 }
     return out
+
+
+# ---------------------------------------------------------------------- uncertainty and baseline
+
+
+def uncertainty_name(n_members: int, mc_dropout: int) -> str:
+    """How a model dir estimates its spread, e.g. 'ensemble of 5 + MC-dropout x20'."""
+    parts = []
+    if n_members > 1:
+        parts.append(f"ensemble of {n_members}")
+    if mc_dropout:
+        parts.append(f"MC-dropout x{mc_dropout}")
+    return " + ".join(parts) or "none"
+
+
+def _ad_report(task_type: str, y: np.ndarray, pred: np.ndarray, flag: np.ndarray) -> dict:
+    """Share of molecules in domain and the metrics inside vs outside (does the flag work?)."""
+    out: dict[str, Any] = {"n": int(len(y)), "in_domain_fraction": float(flag.mean())}
+    for name, m in (("in_domain", flag), ("out_of_domain", ~flag)):
+        if m.sum() >= 2:
+            out[name] = evaluate(task_type, y[m], pred[m])
+    return out
+
+
+def finish_model_dir(
+    out_dir: Path,
+    member_dirs: list[Path],
+    table: Table,
+    split: Split,
+    graphs: GraphSet,
+    cfg: FinetuneConfig,
+) -> dict[str, Any]:
+    """Fit calibration and applicability domain, run the baseline, write predictions.csv.
+
+    ``member_dirs`` is ``[out_dir]`` for one model, or the members of an ensemble stored in
+    ``out_dir``. Calibration and the in-domain thresholds are fitted on ``split.valid`` and
+    written to ``out_dir``; returns what goes into metrics.json (calibration and AD reports on
+    the test split, the baseline's scores, the predictor's own valid/test metrics).
+    """
+    out_dir = Path(out_dir)
+    modules = [load_module(Path(d))[0] for d in member_dirs]
+    inf = run_inference(modules, graphs, table.rows, cfg.mc_dropout, cfg.seed, embed=True)
+    task_type, names = table.task_type, list(table.target_names)
+    y = table.targets.astype(np.float64)
+    mean, std = inf.mean, inf.std
+    tr, va, te = split.train, split.valid, split.test
+    extras: dict[str, Any] = {"uncertainty": uncertainty_name(len(modules), cfg.mc_dropout)}
+    extras["predictor"] = {
+        part: evaluate(task_type, y[idx], mean[idx])
+        for part, idx in (("valid", va), ("test", te))
+        if len(idx)
+    }
+
+    cal = None
+    if len(va):
+        sv = None if std is None else std[va]
+        cal = fit_calibration(
+            task_type,
+            names,
+            y[va],
+            mean[va],
+            sv,
+            cfg.coverage,
+            cfg.calibration,
+            extras["uncertainty"],
+        )
+        cal["report"] = {"valid": calibration_report(cal, names, y[va], mean[va], sv)}
+        if len(te):
+            st = None if std is None else std[te]
+            cal["report"]["test"] = calibration_report(cal, names, y[te], mean[te], st)
+        save_calibration(out_dir, cal)
+        extras["calibration"] = {
+            k: cal[k] for k in ("coverage", "method", "uncertainty", "n_valid") if k in cal
+        }
+        extras["calibration"].update({p: r["mean"] for p, r in cal["report"].items()})
+    else:
+        (out_dir / CALIBRATION_FILE).unlink(missing_ok=True)  # never keep a stale fit
+        extras["calibration"] = None
+
+    smiles = np.asarray(table.smiles, dtype=object)
+    ad = fit_applicability(
+        list(smiles[tr]),
+        inf.embedding[tr],
+        list(smiles[va]),
+        inf.embedding[va],
+        cfg.ad_quantile,
+        embedding_from="model" if Path(member_dirs[0]) == out_dir else Path(member_dirs[0]).name,
+    )
+    sim, dist, flag = ad.score(morgan_packed(table.smiles), inf.embedding)
+    if flag is not None and len(te):
+        ad.info["test"] = _ad_report(task_type, y[te], mean[te], flag[te])
+    ad.save(out_dir)
+    extras["applicability"] = {
+        "sim_threshold": ad.sim_threshold,
+        "dist_threshold": ad.dist_threshold,
+        "test": ad.info.get("test"),
+    }
+
+    part = np.full(len(table.smiles), "", dtype=object)
+    for name in ("train", "valid", "test"):
+        part[getattr(split, name)] = name
+    cols: dict[str, Any] = {"row": table.rows, "smiles": table.input_smiles, "split": part}
+    calibrated = apply_calibration(cal, names, mean, std) if cal else {}
+    rf_pred = None
+    if cfg.baseline == "rf":
+        summary, rf_pred = rf_baseline(table, split, cfg.seed, workers=cfg.workers)
+        summary["gnn"] = extras["predictor"]
+        extras["baseline"] = summary
+    for t, name in enumerate(names):
+        cols[name] = table.targets[:, t]
+        cols[f"{name}_pred"] = mean[:, t]
+        if std is not None:
+            cols[f"{name}_std"] = std[:, t]
+        for suffix, values in calibrated.items():
+            cols[f"{name}_{suffix}"] = values[:, t]
+        if rf_pred is not None:
+            cols[f"{name}_rf_pred"] = rf_pred[:, t]
+    cols["ad_max_tanimoto"] = sim
+    cols["ad_nearest_distance"] = dist
+    if flag is not None:
+        cols["ad_in_domain"] = flag
+    write_text(out_dir / "predictions.csv", pd.DataFrame(cols).to_csv(index=False))
+    return extras
+
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def finish_ensemble(
+    out_dir: Path,
+    member_dirs: list[Path],
+    table: Table,
+    split: Split,
+    graphs: GraphSet,
+    cfg: FinetuneConfig,
+    member_metrics: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Top level of an ensemble dir: ensemble.json, split.json, calibration, AD, metrics.json.
+
+    Members must share ``split`` (so the validation molecules are held out of every member).
+    """
+    out_dir = Path(out_dir)
+    extras = finish_model_dir(out_dir, member_dirs, table, split, graphs, cfg)
+    member_cfg = read_json(Path(member_dirs[0]) / "config.json", "model config")
+    write_json(
+        out_dir / ENSEMBLE_FILE,
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": "ensemble",
+            "members": [Path(d).name for d in member_dirs],
+            "seeds": [m.get("seed") for m in member_metrics],
+            "task_type": table.task_type,
+            "target_names": list(table.target_names),
+            "featurizer": member_cfg["featurizer"],
+            "hygiene": table.hygiene.to_dict(),
+            "mc_dropout": cfg.mc_dropout,
+            "coverage": cfg.coverage,
+            "calibration": cfg.calibration,
+            "baseline": cfg.baseline,
+            "split": split.kind,
+            "fewmol_version": __version__,
+            "git_commit": git_commit(),
+        },
+    )
+    split.to_json(out_dir / "split.json")
+    metric = cfg.metric(table.task_type)
+    metrics = {
+        "kind": "ensemble",
+        "task_type": table.task_type,
+        "select_metric": metric,
+        "n_members": len(member_dirs),
+        "members": [Path(d).name for d in member_dirs],
+        "member_test_at_best_valid": [m["test_at_best_valid"].get(metric) for m in member_metrics],
+        "split_sizes": split.sizes(),
+        "n_molecules": len(table.smiles),
+        **extras,
+        "hardware": hardware(),
+        "git_commit": git_commit(),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
