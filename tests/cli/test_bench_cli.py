@@ -250,3 +250,35 @@ def test_bad_bench_arguments_exit_2_before_any_work(tmp_path) -> None:
         assert "Traceback" not in result.output
         assert message in " ".join(result.stderr.split()), result.stderr
     assert not (tmp_path / "r").exists() and not (tmp_path / "w").exists()
+
+
+def test_rf_baseline_row_beside_none(grid, monkeypatch) -> None:
+    out, work, _ = grid
+    monkeypatch.setattr(bench_run, "RF_TREES", 20)  # a small forest; the record says how many
+    args = ["bench", "classification", "--datasets", "clintox", "--seeds", "0", "--methods", "rf"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--work", str(work)])
+    assert result.exit_code == 0, result.output
+    rec = json.loads((out / "classification" / "rf" / "clintox" / "seed0.json").read_text())
+    none = json.loads((out / "classification" / "none" / "clintox" / "seed0.json").read_text())
+    assert rec["method"] == "rf" and rec["epochs"] is None and rec["best_epoch"] is None
+    assert rec["split_sizes"] == none["split_sizes"]  # the same scaffold split as the GNN
+    assert rec["n_estimators"] == 20 and "Morgan counts" in rec["features"]
+    assert 0.0 <= rec["test"] <= 1.0 and rec["test"] == rec["test_metrics"]["roc_auc"]
+    assert rec["git_commit"] and rec["hardware"] and rec["features_wall_s"] >= 0
+    page = (out / "classification" / "README.md").read_text()
+    assert "| **rf** (ours) |" in page and "| **none** (ours) |" in page
+    assert "**rf**: classical baseline, no GNN: a random forest (20 trees per task)" in page
+    overview = (out / "README.md").read_text()
+    assert "- **rf**: classical baseline, no GNN" in overview
+    assert "None ep" not in page and "| rf | clintox | 0 | – |" in page
+    again = runner.invoke(app, [*args, "--out", str(out), "--work", str(work)])
+    assert again.exit_code == 0 and "clintox: all 1 runs done" in again.output
+    monkeypatch.setattr(bench_run, "RF_TREES", 30)  # another forest size is another budget
+    bigger = runner.invoke(app, [*args, "--out", str(out), "--work", str(work)])
+    assert bigger.exit_code == 0 and "30 trees per task" in bigger.output
+
+
+def test_rf_is_refused_for_dta(tmp_path) -> None:
+    args = ["bench", "dta", "--methods", "rf", "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, [*args, "--work", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "not to the dta protocol" in " ".join(result.stderr.split())

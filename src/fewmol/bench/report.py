@@ -120,7 +120,9 @@ def _paper_cell(v: tuple[float, float | None] | None, scale: float) -> str:
 
 def _cell_notes(protocol: Protocol, a: dict[str, Any]) -> str:
     """'[N ep]' when a cell ran another budget than the paper's, '(n=k)' for missing seeds."""
-    note = "" if a["epochs"] == [protocol.epochs] else f" [{','.join(map(str, a['epochs']))} ep]"
+    # a classical baseline (epochs None) has no epochs to differ in
+    same = a["epochs"] in ([protocol.epochs], [None])
+    note = "" if same else f" [{','.join(map(str, a['epochs']))} ep]"
     if a["max_pairs"] != [0]:
         note += f" [{','.join(str(p or 'all') for p in a['max_pairs'])} train pairs]"
     return note + ("" if a["n"] == len(protocol.seeds) else f" (n={a['n']})")
@@ -291,7 +293,8 @@ def provenance_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
             speed = f"{np.median(a['pairs_per_s']):.0f}" if a["pairs_per_s"] else "?"
             size = f"{a['n_pairs']} ({','.join(map(str, a['n_train_pairs']))}) | {speed}"
         rows.append(
-            f"| {m} | {d} | {','.join(map(str, a['seeds']))} | {','.join(map(str, a['epochs']))} "
+            f"| {m} | {d} | {','.join(map(str, a['seeds']))} "
+            f"| {','.join('–' if e is None else str(e) for e in a['epochs'])} "
             f"| {size} | {a['wall_s'] / 60:.1f} min | {', '.join(a['commits'])} "
             f"| {'; '.join(a['hardware'])} |"
         )
@@ -373,6 +376,22 @@ def _pairs_text(rs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{d} {'/'.join(sorted(v))}" for d, v in sorted(per.items()))
 
 
+def _is_baseline(rs: list[dict[str, Any]]) -> bool:
+    """Whether a method's runs are the classical baseline (no GIN, so no epochs)."""
+    return all(r.get("epochs") is None for r in rs)
+
+
+def baseline_text(method: str, rs: list[dict[str, Any]]) -> str:
+    """What the classical-baseline row is, with its budget (one line)."""
+    trees = ", ".join(sorted({str(r.get("n_estimators", "?")) for r in rs}))
+    wall = sum(r["wall_time_s"] for r in rs)
+    return (
+        f"**{method}**: classical baseline, no GNN: a random forest ({trees} trees per task) on "
+        f"{rs[0].get('features') or rs[0].get('featurizer')}, fitted on the same training "
+        f"split; {_hours(wall)} wall time over {len(rs)} runs (fitting and scoring)."
+    )
+
+
 def caption(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     """The table's caption: fine-tuning and pre-training budget per method, hardware, commits."""
     by_method: dict[str, list[dict]] = defaultdict(list)
@@ -400,6 +419,9 @@ def caption(protocol: Protocol, records: list[dict[str, Any]]) -> str:
         wall = sum(r["wall_time_s"] for r in rs)
         feats = ", ".join(sorted({r.get("featurizer") or "?" for r in rs}))
         extra = f", training pairs: {_pairs_text(rs)}" if protocol.runner == "dta" else ""
+        if _is_baseline(rs):
+            lines.append(f"- {baseline_text(m, rs)}")
+            continue
         lines.append(
             f"- **{m}**: pre-training: {pre[m]}; fine-tuning: {_epochs_text(protocol, rs)}"
             f"{extra}, featuriser {feats}, {_hours(wall)} wall time over {len(rs)} runs."
@@ -421,6 +443,10 @@ def write_report(protocol: Protocol, results: Path) -> Path:
     secondary = secondary_tables(protocol, records)
     pre = pretraining_summary(records)
     pre_lines = [f"- **{m}**: {pre[m]}" for m in order_methods(pre) if pre[m] != "no pre-training"]
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_method[r["method"]].append(r)
+    base = [baseline_text(m, rs) for m, rs in sorted(by_method.items()) if _is_baseline(rs)]
     text = (
         f"# {protocol.name}: test {protocol.metric}"
         f"{' (%)' if _scale(protocol.metric) == 100 else ''}, {protocol.split} split\n\n"
@@ -432,6 +458,7 @@ def write_report(protocol: Protocol, results: Path) -> Path:
         f"`(n=k)` marks cells with fewer than {len(protocol.seeds)} seeds finished. "
         f"Rows marked *(paper)* are the published numbers ({protocol.paper_source}), "
         "not ours. The Avg column is only given when every dataset is present.\n\n"
+        + "".join(f"The {b}\n\n" for b in base)
         + markdown_table(protocol, records)
         + (f"\n{secondary}" if secondary else "")
         + ("\n## Pre-training budget\n\n" + "\n".join(pre_lines) + "\n" if pre_lines else "")

@@ -6,6 +6,9 @@ whose JSON exists with the same budget (epochs; for DTA also the pair subsamples
 and an unfinished cell resumes from its own checkpoint in the work dir. Molecule-table
 protocols fine-tune through ``fewmol.finetune.run``; the ``dta`` protocol trains through
 ``fewmol.dta.run`` on DeepDTA's setting-1 folds (validation fold 0), as ``fewmol dta`` does.
+The method ``rf`` is the classical baseline of ``fewmol finetune --baseline rf`` (a random
+forest on Morgan counts + RDKit descriptors) on the same split and seeds, so its row sits
+beside the GNN rows of a molecule-table protocol.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
 from fewmol.dta.run import DTAConfig, train_dta
 from fewmol.errors import InvalidInputError, ModelFileError
+from fewmol.finetune.baseline import RF_FEATURES, RF_TREES, rf_baseline, rf_features
 from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune
 from fewmol.io.checkpoint import write_json
 from fewmol.io.modeldir import git_commit, git_dirty, read_model_config, resolve_init
@@ -91,9 +95,13 @@ def cell_lock(run_dir: Path) -> Iterator[bool]:
     yield False
 
 
+#: grid methods that are not a GIN (no encoder, no epochs): the classical baseline
+BASELINE_METHODS = ("rf",)
+
+
 def init_for(method: str, pretrained: dict[str, str]) -> str | None:
     """Encoder to start from for a method: none, an explicit path, or a shipped checkpoint."""
-    if method == "none":
+    if method == "none" or method in BASELINE_METHODS:
         return None
     return pretrained.get(method, method)
 
@@ -165,6 +173,8 @@ class _DatasetState:
     def __init__(self, protocol: Protocol, dataset: str, data_dir: Path | None, workers: int):
         self.protocol, self.dataset, self.workers = protocol, dataset, workers
         self._graphs: dict[str, Any] = {}
+        self._rf_x: Any = None
+        self.rf_features_s = 0.0
         if protocol.runner == "dta":
             self.data = load_dta(dataset, data_dir)  # DeepDTA setting-1, valid fold 0
             self.table = self.info = self.split = None
@@ -188,6 +198,14 @@ class _DatasetState:
             else:
                 self._graphs[featurizer] = featurize_table(self.table, featurizer, self.workers)
         return self._graphs[featurizer]
+
+    def rf_features(self) -> Any:
+        """The RF baseline's fingerprints + descriptors (computed once, shared by its seeds)."""
+        if self._rf_x is None:
+            t0 = time.time()
+            self._rf_x = rf_features(self.table.smiles, self.workers)
+            self.rf_features_s = round(time.time() - t0, 1)
+        return self._rf_x
 
 
 def run_grid(
@@ -221,6 +239,12 @@ def run_grid(
         raise InvalidInputError(
             f"--max-pairs / --max-eval-pairs apply to the dta protocol, not {protocol.name!r}"
         )
+    baselines = [m for m in methods if m in BASELINE_METHODS]
+    if baselines and protocol.runner == "dta":
+        raise InvalidInputError(
+            f"{', '.join(baselines)}: the classical baseline applies to molecule tables "
+            "(classification, regression), not to the dta protocol"
+        )
     for n, flag in ((max_pairs, "--max-pairs"), (max_eval_pairs, "--max-eval-pairs")):
         if n is not None and n < 1:
             raise InvalidInputError(f"{flag} must be >= 1, got {n}")
@@ -232,6 +256,9 @@ def run_grid(
     inits = {m: init_for(m, pretrained) for m in methods}
     feats = {}
     for m in methods:
+        if m in BASELINE_METHODS:
+            feats[m] = RF_FEATURES
+            continue
         try:
             feats[m] = featurizer_for(inits[m], featurizer)
         except ModelFileError as e:
@@ -240,7 +267,10 @@ def run_grid(
                 "output dir)"
             ) from None
     expect = {
-        m: _budget_key(protocol, epochs, max_pairs, max_eval_pairs, feats[m]) for m in methods
+        m: {"n_estimators": RF_TREES, "featurizer": RF_FEATURES}
+        if m in BASELINE_METHODS
+        else _budget_key(protocol, epochs, max_pairs, max_eval_pairs, feats[m])
+        for m in methods
     }
     command = " ".join(shlex.quote(a) for a in sys.argv)
     # provenance is the code this process started with, not whatever HEAD is when a cell ends
@@ -262,7 +292,7 @@ def run_grid(
                 cell = f"seed{seed}"
                 if max_pairs is not None or max_eval_pairs is not None:
                     cell += f"-pairs{max_pairs or 'all'}-eval{max_eval_pairs or 'all'}"
-                if feats[method] != "hu2019":
+                if feats[method] != "hu2019" and method not in BASELINE_METHODS:
                     cell += f"-{feats[method]}"
                 run_dir = Path(work) / protocol.name / method / dataset / cell
                 with cell_lock(run_dir) as mine:
@@ -277,7 +307,13 @@ def run_grid(
                     )
                     # the encoder's budget as loaded now (its pre-training may continue later)
                     budget = pretrain_budget(inits[method])
-                    run_cell = _run_dta_cell if protocol.runner == "dta" else _run_cell
+                    run_cell = (
+                        _run_rf_cell
+                        if method in BASELINE_METHODS
+                        else _run_dta_cell
+                        if protocol.runner == "dta"
+                        else _run_cell
+                    )
                     record = run_cell(
                         cell_args,
                         state,
@@ -299,9 +335,14 @@ def run_grid(
                     )
                     write_json(result, record)
                     test = record["test"]
+                    at = (
+                        ""
+                        if record["best_epoch"] is None
+                        else f"best epoch {record['best_epoch']}, "
+                    )
                     log(
                         f"  -> test {protocol.metric} {test if test is None else round(test, 4)} "
-                        f"(best epoch {record['best_epoch']}, {record['wall_time_s']:.0f} s)"
+                        f"({at}{record['wall_time_s']:.0f} s)"
                     )
         for method in methods:
             for seed in seeds:
@@ -377,6 +418,52 @@ def _run_cell(
         "batch_size": p.batch_size,
         "lr": p.lr,
         "wall_time_s": m["wall_time_s"],
+        "session_wall_s": round(time.time() - t0, 1),
+    }
+
+
+def _run_rf_cell(
+    c: _Cell,
+    state: _DatasetState,
+    run_dir: Path,
+    progress: bool,
+    accelerator: str,
+    max_pairs: int | None,
+    max_eval_pairs: int | None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Fit the random-forest baseline of one (dataset, seed) cell; return its record."""
+    t0 = time.time()
+    p, table, split = c.protocol, state.table, state.split
+    log(f"{c.dataset} / rf / seed {c.seed}: {RF_TREES} trees per task on {len(table)} mols")
+    x = state.rf_features()
+    scores, _ = rf_baseline(
+        table, split, seed=c.seed, trees=RF_TREES, workers=state.workers, features=x
+    )
+    test, valid = scores.get("test", {}), scores.get("valid", {})
+    return {
+        "protocol": p.name,
+        "method": c.method,
+        "dataset": c.dataset,
+        "seed": c.seed,
+        "metric": p.metric,
+        "test": test.get(p.metric),
+        "test_at_last_epoch": None,
+        "test_metrics": test,
+        "valid": valid.get(p.metric),
+        "best_epoch": None,
+        "epochs": None,  # a forest has no epochs; its budget is its size
+        "paper_epochs": p.epochs,
+        "n_estimators": RF_TREES,
+        "n_molecules": len(table),
+        "n_input_rows": table.n_input,
+        "split": p.split,
+        "split_sizes": {k: len(getattr(split, k)) for k in ("train", "valid", "test")},
+        "featurizer": RF_FEATURES,
+        "features": scores["features"],
+        "init": None,
+        "wall_time_s": round(scores["wall_time_s"], 1),  # fitting + scoring
+        "features_wall_s": state.rf_features_s,  # computed once per dataset and process
         "session_wall_s": round(time.time() - t0, 1),
     }
 

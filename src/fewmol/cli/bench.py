@@ -37,7 +37,9 @@ def _pretrained_map(value: str | None) -> dict[str, str]:
 @app.command("run", no_args_is_help=True)
 def run(
     protocol: str = typer.Argument(..., help=" | ".join(PROTOCOLS)),
-    methods: str = typer.Option("none", help="Comma-separated: none or pre-training methods."),
+    methods: str = typer.Option(
+        "none", help="Comma-separated: none, rf (random-forest baseline) or pre-training methods."
+    ),
     seeds: str = typer.Option("0,1,2"),
     datasets: str = typer.Option(None, help="Comma-separated subset (default: all)."),
     epochs: int = typer.Option(None, help="Fine-tuning epochs (default: the paper's)."),

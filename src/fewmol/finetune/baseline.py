@@ -29,6 +29,8 @@ from fewmol.finetune.metrics import evaluate
 
 BASELINES = ("none", "rf")
 RF_TREES = 500
+#: the RF's input, as a featuriser name in records and tables
+RF_FEATURES = "morgan-counts+rdkit-2d"
 _CHUNK = 512
 
 
