@@ -5,6 +5,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewmol.data.collate import GraphBatch
+
+
+class Method2D(nn.Module):
+    """Base of the 2D methods: ``forward(encoder, batch, generator)`` is their loss."""
+
+    def loss(
+        self,
+        encoder: nn.Module,
+        batch: GraphBatch,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The common 2D-method interface: (loss tensor, dict of floats)."""
+        return self(encoder, batch, generator)
+
 
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
     """Fraction of rows whose arg-max equals the target (0.0 for no rows)."""

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from fewmol.chem.featurize import get_featurizer
 from fewmol.data.collate import GraphBatch
 from fewmol.pretrain.masking import mask_atoms
+from fewmol.pretrain.methods._common import Method2D
 
 
 def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
@@ -23,7 +24,7 @@ def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
     return float((logits.detach().argmax(1) == target).float().mean().item())
 
 
-class AttrMask(nn.Module):
+class AttrMask(Method2D):
     """Masked atom (and bond) type prediction head and loss.
 
     Args:
@@ -88,15 +89,6 @@ class AttrMask(nn.Module):
             logs["acc_bond"] = _accuracy(bond_logits, bond_target)
         logs["n_masked_atoms"] = float(m.atom_idx.numel())
         return loss, logs
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return f"featurizer={self.spec.name}, ratio={self.mask_ratio}, mask_edge={self.mask_edge}"

@@ -34,6 +34,7 @@ from fewmol.data.collate import GraphBatch
 from fewmol.models.gin import GINEncoder
 from fewmol.models.heads import global_pool
 from fewmol.pretrain.masking import hop_distances, induced_subgraph, sample_per_graph
+from fewmol.pretrain.methods._common import Method2D
 
 
 class SubstructContext(NamedTuple):
@@ -100,7 +101,7 @@ def extract_substructure_context(
     )
 
 
-class ContextPred(nn.Module):
+class ContextPred(Method2D):
     """Context prediction: a context GIN plus the substructure-context BCE loss.
 
     Args:
@@ -222,15 +223,6 @@ class ContextPred(nn.Module):
             loss_pos=float(loss_pos.item()), loss_neg=float(loss_neg.item()), acc=float(acc.item())
         )
         return loss, logs
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return (

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from fewmol.chem.featurize import FeaturizerSpec, get_featurizer
 from fewmol.data.collate import GraphBatch, GraphSet
-from fewmol.pretrain.methods._common import accuracy
+from fewmol.pretrain.methods._common import Method2D, accuracy
 
 OTHER = "<other>"
 BOND_NAMES = ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC", "OTHER", "MASK")
@@ -158,7 +158,7 @@ def build_context_vocab(
     return [OTHER, *(words if max_size is None else words[:max_size])]
 
 
-class GContextual(nn.Module):
+class GContextual(Method2D):
     """Atom context classification head over a fixed vocabulary.
 
     Args:
@@ -208,15 +208,6 @@ class GContextual(nn.Module):
             "other_rate": float((target == 0).float().mean().item()),
         }
         return loss, logs
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return f"vocab_size={len(self.vocab)}"

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from fewmol.data.collate import GraphBatch
 from fewmol.pretrain.masking import pair_keys, random_atoms_of, segment_counts
-from fewmol.pretrain.methods._common import binary_accuracy, zero_loss
+from fewmol.pretrain.methods._common import Method2D, binary_accuracy, zero_loss
 
 OVERSAMPLE = 5  # candidate pairs drawn per wanted negative (pretrain-gnns' 5 * num_edges)
 
@@ -61,7 +61,7 @@ def negative_edges(
     return torch.stack([u[keep], v[keep]])
 
 
-class EdgePred(nn.Module):
+class EdgePred(Method2D):
     """Link prediction with negative sampling; no parameters besides the encoder's.
 
     Args:
@@ -108,15 +108,6 @@ class EdgePred(nn.Module):
             logs["loss_neg"] = float(loss_neg.item())
         logs["acc"] = binary_accuracy(pos, neg)
         return loss, logs
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return f"neg_per_bond={self.neg_per_bond}"

@@ -43,7 +43,7 @@ from fewmol.pretrain.masking import (
     induced_subgraph,
     segment_counts,
 )
-from fewmol.pretrain.methods._common import accuracy, segment_logsumexp, zero_loss
+from fewmol.pretrain.methods._common import Method2D, accuracy, segment_logsumexp, zero_loss
 
 
 class GenerationStep(NamedTuple):
@@ -83,7 +83,7 @@ def generation_step(batch: GraphBatch, generator: torch.Generator | None = None)
     return GenerationStep(prefix, next_of_graph[prefix.graph_idx], touches_next[prefix.atom_idx])
 
 
-class GPTGNN(nn.Module):
+class GPTGNN(Method2D):
     """Attribute head, edge query and the GPT-GNN loss.
 
     Args:
@@ -157,15 +157,6 @@ class GPTGNN(nn.Module):
             else:  # keep every parameter in the graph (DDP expects gradients for all)
                 loss = loss + zero_loss(query)
         return loss, logs
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return f"attr_weight={self.attr_weight}, edge_weight={self.edge_weight}"

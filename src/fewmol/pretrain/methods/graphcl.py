@@ -25,7 +25,7 @@ from fewmol.chem.featurize import get_featurizer
 from fewmol.data.collate import GraphBatch
 from fewmol.models.heads import global_pool
 from fewmol.pretrain.augment import AUGMENTATIONS, NUM_PAIRS, augment, sample_pairs
-from fewmol.pretrain.methods._common import projection_head, zero_loss
+from fewmol.pretrain.methods._common import Method2D, projection_head, zero_loss
 
 
 def graphcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -37,7 +37,7 @@ def graphcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torc
     return (others - sim.diagonal()).mean()
 
 
-class GraphCL(nn.Module):
+class GraphCL(Method2D):
     """Two augmented views, a projection head and GraphCL's contrastive loss.
 
     Args:
@@ -122,15 +122,6 @@ class GraphCL(nn.Module):
             sim = F.normalize(z1, dim=1) @ F.normalize(z2, dim=1).T
             acc = (sim.argmax(1) == torch.arange(sim.shape[0], device=sim.device)).float().mean()
         return loss, {"acc": float(acc.item())}
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return f"aug_strength={self.aug_strength}, temperature={self.temperature}"

@@ -47,7 +47,7 @@ from fewmol.chem.featurize import get_featurizer
 from fewmol.data.collate import GraphBatch
 from fewmol.models.heads import global_pool
 from fewmol.pretrain.masking import atoms_by_graph, mask_atoms
-from fewmol.pretrain.methods._common import projection_head, segment_logsumexp
+from fewmol.pretrain.methods._common import Method2D, projection_head, segment_logsumexp
 
 INIT_ITERATIONS = 20  # passes of competitive learning per level (GraphLoG's init_proto)
 
@@ -90,7 +90,7 @@ def inter_nce(z: torch.Tensor, z_masked: torch.Tensor, tau: float) -> tuple[torc
     return nll.mean(), float(acc.item())
 
 
-class GraphLoG(nn.Module):
+class GraphLoG(Method2D):
     """Projection head, prototype hierarchy and the GraphLoG loss.
 
     Args:
@@ -278,15 +278,6 @@ class GraphLoG(nn.Module):
         elif self.training and int(self.epochs_done.item()) == self.warmup_epochs - 1:
             self._fit_finest(z.detach())
         return loss, logs
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return (

@@ -22,10 +22,10 @@ from torch.nn import functional as F
 
 from fewmol.data.collate import GraphBatch
 from fewmol.models.heads import global_pool
-from fewmol.pretrain.methods._common import binary_accuracy, zero_loss
+from fewmol.pretrain.methods._common import Method2D, binary_accuracy, zero_loss
 
 
-class InfoGraph(nn.Module):
+class InfoGraph(Method2D):
     """Bilinear node-vs-summary discriminator and its BCE loss.
 
     Args:
@@ -88,15 +88,6 @@ class InfoGraph(nn.Module):
             "n_atoms": float(h.shape[0]),
         }
         return loss_pos + loss_neg, logs
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return f"neg_samples={self.neg_samples}, pooling={self.pooling}"

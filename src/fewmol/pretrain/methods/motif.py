@@ -21,9 +21,10 @@ from fewmol.chem.motifs import FUNCTIONAL_GROUPS
 from fewmol.data.collate import GraphBatch
 from fewmol.errors import InvalidInputError
 from fewmol.models.heads import global_pool
+from fewmol.pretrain.methods._common import Method2D
 
 
-class GMotif(nn.Module):
+class GMotif(Method2D):
     """Multi-label functional-group head and its BCE loss.
 
     Args:
@@ -62,15 +63,6 @@ class GMotif(nn.Module):
         with torch.no_grad():
             acc = ((logits > 0) == (target > 0.5)).float().mean()
         return loss, {"acc": float(acc.item()), "positive_rate": float(target.mean().item())}
-
-    def loss(
-        self,
-        encoder: nn.Module,
-        batch: GraphBatch,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The common 2D-method interface: (loss tensor, dict of floats)."""
-        return self(encoder, batch, generator)
 
     def extra_repr(self) -> str:
         return f"num_motifs={self.num_motifs}, pooling={self.pooling}"
