@@ -103,7 +103,17 @@ def init_for(method: str, pretrained: dict[str, str]) -> str | None:
     """Encoder to start from for a method: none, an explicit path, or a shipped checkpoint."""
     if method == "none" or method in BASELINE_METHODS:
         return None
-    return pretrained.get(method, method)
+    if method in pretrained:
+        return pretrained[method]
+    # a shipped checkpoint stands in for a method only when it was pre-trained by that method
+    # (``graphmvp`` is also a short name of the shipped GraphMVP-C encoder, not GraphMVP itself)
+    trained_by = read_model_config(resolve_init(method)).get("method")
+    if trained_by not in (None, method):
+        raise ModelFileError(
+            f"the checkpoint shipped as {method!r} was pre-trained with {trained_by!r}, "
+            f"not {method!r}"
+        )
+    return method
 
 
 def featurizer_for(init: str | None, explicit: str | None = None) -> str:
@@ -253,13 +263,13 @@ def run_grid(
     epochs = epochs or protocol.epochs
     pretrained = pretrained or {}
     # resolve every encoder before loading data: a missing --pretrained dir fails at once
-    inits = {m: init_for(m, pretrained) for m in methods}
-    feats = {}
+    inits, feats = {}, {}
     for m in methods:
         if m in BASELINE_METHODS:
-            feats[m] = RF_FEATURES
+            inits[m], feats[m] = None, RF_FEATURES
             continue
         try:
+            inits[m] = init_for(m, pretrained)
             feats[m] = featurizer_for(inits[m], featurizer)
         except ModelFileError as e:
             raise ModelFileError(

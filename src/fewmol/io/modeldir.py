@@ -28,6 +28,8 @@ from fewmol.models.gin import GINEncoder
 from fewmol.models.heads import GraphPropertyModel, LinearHead, MLPHead
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+#: short names for shipped checkpoints: ``--init graphmvp`` is the shipped GraphMVP-C encoder
+SHIPPED_ALIASES = {"graphmvp": "graphmvp-c"}
 
 
 def git_commit() -> str | None:
@@ -131,9 +133,9 @@ def resolve_init(init: str) -> Path:
     p = Path(init)
     if p.exists():
         return p
-    named = ASSETS / init
-    if named.is_dir():
-        return named
+    for name in (init, SHIPPED_ALIASES.get(init)):
+        if name and (ASSETS / name).is_dir():
+            return ASSETS / name
     shipped = sorted(d.name for d in ASSETS.iterdir()) if ASSETS.is_dir() else []
     raise ModelFileError(
         f"--init {init!r} is neither a directory nor a checkpoint shipped with fewmol "

@@ -9,7 +9,7 @@ import pytest
 
 from fewmol.bench.protocols import get_protocol
 from fewmol.bench.report import budget_text
-from fewmol.bench.run import _budget_key, _done, pretrain_budget
+from fewmol.bench.run import _budget_key, _done, init_for, pretrain_budget
 from fewmol.errors import ModelFileError
 from fewmol.io.modeldir import build_encoder, encoder_hparams, save_encoder
 
@@ -52,3 +52,18 @@ def test_budget_counts_conformers_from_totals_when_no_per_molecule_summary(tmp_p
     assert budget_text(budget) == (
         f"graphmvp on 40 molecules × 2.5 conformers, 2 epochs, 1.5 min (`{tmp_path / 'e'}`)"
     )
+
+
+def test_a_shipped_checkpoint_stands_in_only_for_its_own_method(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import fewmol.io.modeldir as modeldir
+
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=8))
+    save_encoder(tmp_path / "assets" / "graphmvp-c", enc, "hu2019", method="graphmvp-c")
+    monkeypatch.setattr(modeldir, "ASSETS", tmp_path / "assets")
+    assert init_for("graphmvp-c", {}) == "graphmvp-c"
+    assert init_for("none", {}) is None and init_for("rf", {}) is None
+    assert init_for("graphmvp", {"graphmvp": "pre/"}) == "pre/"
+    with pytest.raises(ModelFileError, match="pre-trained with 'graphmvp-c', not 'graphmvp'"):
+        init_for("graphmvp", {})  # the alias must not pass GraphMVP-C off as GraphMVP

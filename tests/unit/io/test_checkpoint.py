@@ -348,6 +348,16 @@ def test_resolve_init_directory_and_unknown_name(tmp_path: Path, monkeypatch) ->
     assert "shipped: gin_masking, graphmvp" in msg
 
 
+def test_graphmvp_is_a_short_name_of_the_shipped_graphmvp_c(tmp_path: Path, monkeypatch) -> None:
+    shipped = tmp_path / "assets"
+    (shipped / "graphmvp-c").mkdir(parents=True)
+    monkeypatch.setattr(modeldir, "ASSETS", shipped)
+    assert resolve_init("graphmvp") == shipped / "graphmvp-c"
+    assert resolve_init("graphmvp-c") == shipped / "graphmvp-c"
+    (shipped / "graphmvp").mkdir()  # a checkpoint of that very name wins over the alias
+    assert resolve_init("graphmvp") == shipped / "graphmvp"
+
+
 def test_resolve_init_with_nothing_shipped(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(modeldir, "ASSETS", tmp_path / "no-assets")
     with pytest.raises(ModelFileError, match="none in this version"):
