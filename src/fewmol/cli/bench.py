@@ -2,6 +2,7 @@
 
 ``fewmol bench run PROTOCOL`` runs a grid; ``fewmol bench classification|regression|dta``
 are the same command with the protocol named first, as the issue words them.
+``fewmol bench multitask`` runs the SGNN-EBM table (its own methods and datasets).
 ``fewmol bench report`` rebuilds the results pages and plots from the stored runs.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from fewmol.bench.multitask import MULTITASK, run_multitask_grid, write_multitask_report
 from fewmol.bench.protocols import PROTOCOLS, get_protocol
 from fewmol.bench.report import write_overview, write_report
 from fewmol.bench.run import run_grid
@@ -63,6 +65,10 @@ def run(
 ) -> None:
     """Run the missing cells of a protocol grid, then rewrite its results pages."""
     with user_errors():
+        if protocol.strip().lower() == MULTITASK.name:
+            raise InvalidInputError(
+                "the multitask table has its own command: fewmol bench multitask"
+            )
         proto = get_protocol(protocol)
         run_grid(
             proto,
@@ -108,10 +114,53 @@ for _name in PROTOCOLS:
     app.command(_name)(_alias(_name))
 
 
+@app.command("multitask")
+def multitask(
+    methods: str = typer.Option(
+        None, help=f"Comma-separated (default: all): {', '.join(MULTITASK.methods)}."
+    ),
+    datasets: str = typer.Option(
+        None, help=f"Comma-separated (default: all): {', '.join(MULTITASK.datasets)}."
+    ),
+    seeds: str = typer.Option(",".join(map(str, MULTITASK.seeds))),
+    epochs: int = typer.Option(None, help=f"Training epochs (default: {MULTITASK.epochs})."),
+    init: str = typer.Option(
+        None,
+        help="Pre-trained encoder dir or shipped checkpoint name for every method; results go "
+        "to METHOD@NAME.",
+    ),
+    out: Path = typer.Option(Path("benchmarks/results"), help="Results root."),
+    work: Path = typer.Option(Path("benchmarks/work"), help="Model dirs and checkpoints."),
+    data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
+    workers: int = typer.Option(1, min=1, help="Featurisation processes."),
+    accelerator: str = typer.Option("auto"),
+    progress: bool = typer.Option(False),
+) -> None:
+    """Run the missing cells of the SGNN-EBM multi-task table, then rewrite its results page."""
+    with user_errors():
+        run_multitask_grid(
+            split_list(methods),
+            parse_seeds(seeds),
+            split_list(datasets),
+            out,
+            work,
+            epochs,
+            init,
+            data_dir,
+            workers=workers,
+            progress=progress,
+            accelerator=accelerator,
+            log=lambda s: console.print(s, highlight=False),
+        )
+        console.print(f"results page: {write_multitask_report(out)}")
+        console.print(f"overview: {write_overview(out)}")
+
+
 @app.command("report")
 def report(
     protocol: str = typer.Argument(
-        "all", help=f"all (every table and plot) or one of: {', '.join(PROTOCOLS)}"
+        "all",
+        help=f"all (every table and plot) or one of: {', '.join(PROTOCOLS)}, {MULTITASK.name}",
     ),
     out: Path = typer.Option(Path("benchmarks/results"), help="Results root."),
 ) -> None:
@@ -122,5 +171,7 @@ def report(
                 raise InvalidInputError(f"results root {out} does not exist; pass --out DIR")
             path = write_overview(out)
             console.print(f"wrote {path} and {out / 'plots'}/ (and each protocol's README.md)")
+        elif protocol.strip().lower() == MULTITASK.name:
+            console.print(f"wrote {write_multitask_report(out)}")
         else:
             console.print(f"wrote {write_report(get_protocol(protocol), out)}")

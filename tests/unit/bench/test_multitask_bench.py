@@ -1,0 +1,263 @@
+"""The multitask benchmark (SGNN-EBM table): resumable grid, budgets, init variants, report.
+
+Runs on a 71-molecule, 4-task CSV with a 1-layer GIN of width 16 and a tiny SGNN head, so
+each cell trains in a second or two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rdkit import Chem
+
+import fewmol.bench.multitask as mt
+from fewmol.bench.report import write_overview
+from fewmol.errors import InvalidInputError, ModelFileError
+from fewmol.io.modeldir import build_encoder, encoder_hparams, save_encoder
+from fewmol.multitask.model import METHODS
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*treespec.*")
+
+TINY = Path(__file__).resolve().parents[2] / "data" / "tiny.csv"
+TINY_MODEL = {
+    "num_layers": 1,
+    "dim": 16,
+    "dropout": 0.0,
+    "task_dim": 4,
+    "state_dim": 4,
+    "sgnn_hidden": 8,
+    "sgnn_layers": 1,
+    "gcn_layers": 1,
+    "nce_samples": 1,
+    "gibbs_sweeps": 2,
+    "gibbs_chains": 1,
+}
+GRID_METHODS = ["mtl", "sgnn-ebm-fixed", "sgnn-ebm"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mt, "MODEL", TINY_MODEL)
+        yield
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory) -> Path:
+    """tiny.csv's 71 distinct valid molecules with 4 binary tasks, ~30 % of labels missing."""
+    src = pd.read_csv(TINY, dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(0)
+    rows, seen = [], set()
+    for s in src["Canonical SMILES"]:
+        m = Chem.MolFromSmiles(s) if s else None
+        if m is None or Chem.MolToSmiles(m) in seen:
+            continue
+        seen.add(Chem.MolToSmiles(m))
+        sym = [a.GetSymbol() for a in m.GetAtoms()]
+        arom = int(any(a.GetIsAromatic() for a in m.GetAtoms()))
+        has_n = int("N" in sym)
+        rows.append([s, has_n, int("O" in sym), int(sym.count("O") > 1), arom])
+    df = pd.DataFrame(rows, columns=["smiles", "n", "o", "many_o", "arom"]).astype(str)
+    for c in df.columns[1:]:
+        df.loc[rng.random(len(df)) < 0.3, c] = ""
+    path = tmp_path_factory.mktemp("mtdata") / "assays.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def protocol(csv) -> mt.MultitaskProtocol:
+    """The real protocol's paper rows and methods on the tiny CSV named 'chembl-10' (+ 'toy')."""
+    return dataclasses.replace(
+        mt.MULTITASK,
+        datasets=("chembl-10", "toy"),
+        sources={"chembl-10": str(csv), "toy": str(csv)},
+        seeds=(0, 1),
+    )
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, protocol, tiny_model) -> tuple[Path, Path, list[str]]:
+    root = tmp_path_factory.mktemp("mtbench")
+    results, work, logs = root / "results", root / "work", []
+    mt.run_multitask_grid(
+        GRID_METHODS, [0], ["chembl-10"], results, work, epochs=1, accelerator="cpu",
+        log=logs.append, protocol=protocol,
+    )  # fmt: skip
+    return results, work, logs
+
+
+def test_protocol_covers_every_method_and_the_paper_table() -> None:
+    assert {m for m, _ in mt.RUN_METHOD.values()} == set(METHODS)
+    assert mt.RUN_METHOD["sgnn-ebm-fixed"] == ("sgnn-ebm", "fixed")
+    assert mt.RUN_METHOD["sgnn-ebm"] == ("sgnn-ebm", "adaptive")
+    assert set(mt.PAPER) == set(mt.BENCH_METHODS)
+    assert mt.PAPER["sgnn-ebm"]["ChEMBL-100"] == (81.13, 2.04)
+    assert mt.PAPER["stl"]["ChEMBL-10"] == (71.67, 0.64)
+    assert mt.MULTITASK.seeds == (0, 1, 2, 3, 4) and mt.MULTITASK.epochs == 100
+    assert set(mt.PAPER_COLUMNS) <= set(mt.MULTITASK.datasets)
+
+
+def test_grid_writes_one_json_per_cell(grid, csv) -> None:
+    results, work, logs = grid
+    files = sorted(p.relative_to(results).as_posix() for p in results.rglob("*.json"))
+    assert files == sorted(f"multitask/{m}/chembl-10/seed0.json" for m in GRID_METHODS)
+    for method in GRID_METHODS:
+        rec = json.loads((results / "multitask" / method / "chembl-10" / "seed0.json").read_text())
+        assert (rec["method"], rec["dataset"], rec["seed"], rec["epochs"]) == (
+            method,
+            "chembl-10",
+            0,
+            1,
+        )
+        assert 0.0 <= rec["test"] <= 1.0 and 0.0 <= rec["test_at_last_epoch"] <= 1.0
+        assert rec["n_molecules"] == 71 and rec["n_tasks"] == 4
+        assert 0.6 < rec["label_density"] < 0.8 and rec["task_graph_edges"] > 0
+        sizes = rec["split_sizes"]
+        assert sizes == {"train": 57, "valid": 7, "test": 7}  # random 8-1-1
+        assert rec["model"]["dim"] == 16 and rec["init"] is None and rec["pretraining"] is None
+        for key in ("hardware", "command", "finished_utc", "git_dirty", "wall_time_s"):
+            assert key in rec, key
+        run_dir = work / "multitask" / method / "chembl-10" / "seed0"
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["test_at_best_valid"]["roc_auc"] == pytest.approx(rec["test"])
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["method"] == rec["multitask_method"]
+        if method.startswith("sgnn-ebm"):
+            assert config["energy"]["noise"] == rec["noise"]
+    fixed = json.loads((work / "multitask/sgnn-ebm-fixed/chembl-10/seed0/config.json").read_text())
+    assert fixed["energy"]["noise"] == "fixed"
+    assert "chembl-10 / sgnn-ebm / seed 0: 1 epochs on 71 mols x 4 tasks" in logs
+
+
+def test_second_call_skips_finished_cells(grid, protocol, monkeypatch) -> None:
+    results, work, _ = grid
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("seed*.json")}
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(mt, "train_multitask", no_training)
+    monkeypatch.setattr(mt, "_DatasetState", no_training)  # nor is its data loaded
+    logs: list[str] = []
+    recs = mt.run_multitask_grid(
+        GRID_METHODS, [0], ["chembl-10"], results, work, epochs=1, log=logs.append,
+        protocol=protocol,
+    )  # fmt: skip
+    assert logs == ["chembl-10: all 3 runs done"]
+    assert sorted(r["method"] for r in recs) == sorted(GRID_METHODS)
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("seed*.json")} == before
+
+
+def test_another_epochs_budget_reruns_from_scratch(tmp_path, protocol, tiny_model) -> None:
+    def run(epochs: int) -> dict:
+        mt.run_multitask_grid(
+            ["mtl"], [1], ["toy"], tmp_path / "r", tmp_path / "w", epochs=epochs,
+            accelerator="cpu", log=lambda s: None, protocol=protocol,
+        )  # fmt: skip
+        return json.loads((tmp_path / "r/multitask/mtl/toy/seed1.json").read_text())
+
+    assert run(1)["epochs_done"] == 1
+    longer = run(2)
+    assert longer["epochs"] == 2 and longer["epochs_done"] == 2
+    # back to 1 epoch: a 2-epoch work dir must not be passed off as a 1-epoch run
+    shorter = run(1)
+    assert shorter["epochs"] == 1 and shorter["epochs_done"] == 1
+    log = pd.read_csv(tmp_path / "w/multitask/mtl/toy/seed1/train_log.csv")
+    assert log["epoch"].tolist() == [1]
+
+
+def test_init_runs_go_to_their_own_method_dir(tmp_path, grid, protocol, tiny_model) -> None:
+    results, work, _ = grid
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=16))
+    save_encoder(tmp_path / "enc", enc, "hu2019", method="graphmvp-c", epochs=3, epochs_done=3,
+                 data={"n_molecules": 50}, wall_time_s=12.0)  # fmt: skip
+    plain = (results / "multitask/mtl/chembl-10/seed0.json").read_bytes()
+    mt.run_multitask_grid(
+        ["mtl"], [0], ["chembl-10"], results, work, epochs=1, init=str(tmp_path / "enc"),
+        accelerator="cpu", log=lambda s: None, protocol=protocol,
+    )  # fmt: skip
+    rec = json.loads((results / "multitask/mtl@graphmvp-c/chembl-10/seed0.json").read_text())
+    assert rec["method"] == "mtl@graphmvp-c" and rec["base_method"] == "mtl"
+    assert rec["init"] == str(tmp_path / "enc")
+    assert rec["pretraining"]["method"] == "graphmvp-c" and rec["pretraining"]["molecules"] == 50
+    assert (results / "multitask/mtl/chembl-10/seed0.json").read_bytes() == plain
+    page = mt.write_multitask_report(results, protocol).read_text()
+    assert "| **mtl@graphmvp-c** (ours) |" in page
+    assert "graphmvp-c on 50 molecules, 3 epochs" in page and "(its GIN: 1 × 16)" in page
+    # the variant sits right after its base method
+    assert page.index("| **mtl** (ours)") < page.index("| **mtl@graphmvp-c** (ours)")
+    assert page.index("| **mtl@graphmvp-c** (ours)") < page.index("| uw (paper)")
+    (results / "multitask/mtl@graphmvp-c").rename(tmp_path / "moved")  # keep the grid as it was
+
+
+def test_report_has_the_paper_rows_and_partial_seeds(grid, protocol) -> None:
+    results, _, _ = grid
+    page = mt.write_multitask_report(results, protocol).read_text()
+    assert page.startswith("# multitask: test ROC-AUC (%), random 8-1-1 split")
+    assert "| method | chembl-10 (paper: ChEMBL-10) | toy |" in page
+    rec = json.loads((results / "multitask/sgnn-ebm/chembl-10/seed0.json").read_text())
+    ours = f"| **sgnn-ebm** (ours) | {100 * rec['test']:.2f} ± 0.00 [1 ep] (n=1) | – |"
+    assert ours in page
+    # the paper's rows, labelled as the paper's, only under the ChEMBL column they belong to
+    assert "| sgnn-ebm (paper) | 78.10 ± 0.71 | – |" in page
+    assert "| sgnn-ebm-fixed (paper) | 78.04 ± 0.73 | – |" in page
+    assert "| stl (paper) | 71.67 ± 0.64 | – |" in page and "| **stl** (ours)" not in page
+    assert "Rows marked *(paper)* are the published numbers" in page
+    assert "not the paper's data" in page and "STRING" in page
+    assert "Split random 8-1-1 over molecules" in page
+    assert "the paper's budget is 100 epochs" in page
+    fixed = "- **sgnn-ebm-fixed** (SGNN-EBM, noise p_n = SGNN (fixed)): 1 epoch, from scratch"
+    assert fixed in page
+    assert f"| chembl-10 | {71} | 4 |" in page  # the data table
+    assert (results / "plots" / "multitask_bars.png").stat().st_size > 1000
+
+
+def test_report_and_overview_are_byte_identical_when_regenerated(grid, protocol) -> None:
+    results, _, _ = grid
+    files = [
+        results / "README.md",
+        results / "multitask" / "README.md",
+        results / "plots" / "multitask_bars.png",
+    ]
+    write_overview(results)
+    first = [p.read_bytes() for p in files]
+    write_overview(results)
+    assert [p.read_bytes() for p in files] == first
+    overview = first[0].decode()
+    assert "## Multi-task: SGNN-EBM table" in overview
+    assert "![multitask: per-dataset scores](plots/multitask_bars.png)" in overview
+
+
+def test_bad_names_are_clear_user_errors(tmp_path, protocol) -> None:
+    def grid(**kw):
+        args = {"results": tmp_path / "r", "work": tmp_path / "w", "protocol": protocol}
+        mt.run_multitask_grid(**(args | kw))
+
+    with pytest.raises(InvalidInputError, match=r"unknown multitask method\(s\) 'sgnn-ebn'; "):
+        grid(methods=["mtl", "sgnn-ebn"])
+    with pytest.raises(InvalidInputError, match="choose from: stl, mtl, uw, gradnorm"):
+        grid(methods=["gradnorm2"])
+    with pytest.raises(InvalidInputError, match="pass the encoder with --init"):
+        grid(methods=["sgnn-ebm@graphmvp-c"])
+    with pytest.raises(InvalidInputError, match="'chembl-50' not in the multitask protocol"):
+        grid(datasets=["chembl-50"])
+    with pytest.raises(InvalidInputError, match="--epochs must be >= 1"):
+        grid(epochs=0)
+    with pytest.raises(ModelFileError, match="--init .*missing.* is neither a directory"):
+        grid(init=str(tmp_path / "missing"))
+    assert not (tmp_path / "r").exists() and not (tmp_path / "w").exists()
