@@ -65,7 +65,7 @@ def test_run_writes_the_cell_json(grid) -> None:
     assert rec["wall_time_s"] > 0 and rec["hardware"]
     assert rec["split"] == "scaffold" and sum(rec["split_sizes"].values()) == rec["n_molecules"]
     assert rec["n_molecules"] > 1000
-    model_dir = work / "classification" / "none" / "clintox" / "seed0"
+    model_dir = work / "classification" / "none" / "clintox" / "seed0-ep1"  # not the paper's 100
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["test_at_best_valid"]["roc_auc"] == pytest.approx(rec["test"])
     assert "clintox / none / seed 0: 1 epochs" in result.output
@@ -103,6 +103,26 @@ def test_rerun_skips_the_finished_cell(grid, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert "clintox: all 1 runs done" in result.output
     assert (cell.stat().st_mtime_ns, cell.read_bytes()) == before
+
+
+def test_another_epoch_budget_trains_in_its_own_work_dir(grid, monkeypatch) -> None:
+    out, work, _ = grid
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record_dir(table, split, cfg, run_dir, **kwargs):
+        seen.append((cfg.epochs, run_dir))
+        raise Stop  # the cell's dir is known: no need to train
+
+    monkeypatch.setattr(bench_run, "finetune", record_dir)
+    args = _args(out, work)
+    args[args.index("--epochs") + 1] = "2"
+    with pytest.raises(Stop):
+        runner.invoke(app, args, catch_exceptions=False)
+    # the 1-epoch run of the grid fixture lives in seed0-ep1; 2 epochs must not resume it
+    assert seen == [(2, work / "classification" / "none" / "clintox" / "seed0-ep2")]
 
 
 def test_report_rebuilds_the_same_page(grid) -> None:
@@ -186,7 +206,7 @@ def test_bench_dta_on_a_tiny_slice_writes_a_record(shared_data, tmp_path, monkey
     assert rec["units"] == "pKd" and rec["valid_fold"] == 0 and rec["pretraining"] is None
     assert rec["model"]["dim"] == 32 and rec["train_pairs_per_s"] > 0
     assert rec["wall_time_s"] > 0 and rec["hardware"] and rec["command"] and "git_commit" in rec
-    run_dir = work / "dta" / "none" / "davis" / "seed0-pairs200-eval100"
+    run_dir = work / "dta" / "none" / "davis" / "seed0-pairs200-eval100-ep1"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_at_best_valid"]["mse"] == pytest.approx(rec["test"])
     page = (out / "dta" / "README.md").read_text()

@@ -304,6 +304,9 @@ def run_grid(
                     cell += f"-pairs{max_pairs or 'all'}-eval{max_eval_pairs or 'all'}"
                 if feats[method] != "hu2019" and method not in BASELINE_METHODS:
                     cell += f"-{feats[method]}"
+                if epochs != protocol.epochs:
+                    # a longer run's checkpoint must not stand in for a shorter budget
+                    cell += f"-ep{epochs}"
                 run_dir = Path(work) / protocol.name / method / dataset / cell
                 with cell_lock(run_dir) as mine:
                     if not mine:
