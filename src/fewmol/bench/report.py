@@ -608,6 +608,67 @@ def plot_gain(protocol: Protocol, records: list[dict[str, Any]], path: Path) -> 
     return path
 
 
+def score_vs_pretrain_time(
+    protocol: Protocol, records: list[dict[str, Any]]
+) -> tuple[list[tuple[str, float, float]], list[str]]:
+    """(method, pre-training hours, average score) per GIN method, over their common datasets.
+
+    Only datasets every plotted method has a score on are averaged, so points compare; the
+    classical baseline has no encoder and is left out; no pre-training counts as 0 h.
+    """
+    agg = aggregate(records)
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_method[r["method"]].append(r)
+    methods = [m for m in order_methods(by_method) if not _is_baseline(by_method[m])]
+    common = [d for d in protocol.datasets if all(agg.get((m, d), {}).get("n") for m in methods)]
+    if not methods or not common:
+        return [], []
+    points = []
+    for m in methods:
+        walls = [
+            r["pretraining"]["wall_time_s"]
+            for r in by_method[m]
+            if r.get("init") and (r.get("pretraining") or {}).get("wall_time_s") is not None
+        ]
+        if any(r.get("init") for r in by_method[m]) and not walls:
+            continue  # pre-trained, but its budget was not recorded: no x to place it at
+        hours = float(np.median(walls)) / 3600 if walls else 0.0
+        score = float(np.mean([agg[(m, d)]["mean"] for d in common])) * _scale(protocol.metric)
+        points.append((m, hours, score))
+    return points, common
+
+
+def plot_score_vs_pretrain_time(
+    protocol: Protocol, records: list[dict[str, Any]], path: Path
+) -> Path | None:
+    """Average test score against pre-training wall time, one point per method."""
+    from matplotlib.figure import Figure
+
+    points, common = score_vs_pretrain_time(protocol, records)
+    if not any(h > 0 for _, h, _ in points):
+        return None
+
+    def draw() -> None:
+        fig = Figure(figsize=(6.4, 4.0))
+        ax = fig.subplots()
+        for m, h, y in points:
+            ax.scatter(h, y, s=40, color=method_colour(m), edgecolor="black", lw=0.5, zorder=3)
+            ax.annotate(m, (h, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xlabel("pre-training wall time (h, as recorded by the run; 0 = none)")
+        ax.set_ylabel(f"average {_metric_name(protocol.metric)}")
+        ax.grid(lw=0.3, alpha=0.6)
+        fig.suptitle(
+            f"{protocol.title or protocol.name}\naverage over {len(common)} datasets: "
+            + ", ".join(common)
+        )
+        fig.set_layout_engine("constrained")
+        _save_png(fig, path)
+
+    _with_rc(draw)
+    return path
+
+
 # ------------------------------------------------------------------------------------ overview
 def protocols_present(results: Path) -> list[Protocol]:
     """Protocols with at least one stored run under ``results``, in PROTOCOLS order."""
@@ -619,6 +680,9 @@ def overview_section(protocol: Protocol, records: list[dict[str, Any]], results:
     plots = Path(results) / "plots"
     bars = plot_bars(protocol, records, plots / f"{protocol.name}_bars.png")
     gain = plot_gain(protocol, records, plots / f"{protocol.name}_gain.png")
+    cost = plot_score_vs_pretrain_time(
+        protocol, records, plots / f"{protocol.name}_vs_pretrain_time.png"
+    )
     parts = [
         f"## {protocol.title or protocol.name}",
         "",
@@ -634,6 +698,8 @@ def overview_section(protocol: Protocol, records: list[dict[str, Any]], results:
         parts.append(f"![{protocol.name}: per-dataset scores](plots/{bars.name})\n")
     if gain:
         parts.append(f"![{protocol.name}: gain over no pre-training](plots/{gain.name})\n")
+    if cost:
+        parts.append(f"![{protocol.name}: score against pre-training time](plots/{cost.name})\n")
     parts.append(
         f"Per-run budget and provenance, and the commands: "
         f"[`{protocol.name}/README.md`]({protocol.name}/README.md).\n"

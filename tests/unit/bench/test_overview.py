@@ -161,7 +161,9 @@ def test_overview_has_every_table_paper_rows_and_budget_captions(results: Path) 
         "dta_bars.png",
         "regression_bars.png",
         "regression_gain.png",
+        "regression_vs_pretrain_time.png",  # a pre-trained row with its budget recorded
     ]
+    assert "(plots/regression_vs_pretrain_time.png)" in text
     for name in ("classification", "regression", "dta"):  # per-protocol pages, same call
         assert (results / name / "README.md").is_file()
 
@@ -176,7 +178,7 @@ def test_report_twice_and_elsewhere_gives_identical_bytes(results: Path, tmp_pat
     write_overview(results)
     files = sorted(p for p in results.rglob("*") if p.suffix in (".md", ".png"))
     first = {p.relative_to(results): p.read_bytes() for p in files}
-    assert len([p for p in first if p.suffix == ".png"]) == 4
+    assert len([p for p in first if p.suffix == ".png"]) == 5
     write_overview(results)
     assert {p.relative_to(results): p.read_bytes() for p in files} == first
     # a copy of the JSON files in another directory renders the same bytes

@@ -76,3 +76,45 @@ def test_regression_report_keeps_units_and_is_deterministic(tmp_path):
     assert "1.200 ± 0.100 (n=2)" in first
     assert "| none (paper) | 1.178 | 0.744 | 1.127 | 1.254 | – |" in first
     assert write_report(proto, tmp_path).read_text() == first
+
+
+def _run(method, dataset, seed, test, init=None, wall=None, epochs=100):
+    rec = {
+        "method": method,
+        "dataset": dataset,
+        "seed": seed,
+        "test": test,
+        "epochs": epochs,
+        "wall_time_s": 1.0,
+        "n_molecules": 5,
+        "init": init,
+        "pretraining": None if wall is None else {"wall_time_s": wall},
+    }
+    return rec
+
+
+def test_score_against_pretraining_time_averages_common_datasets_only(tmp_path):
+    from fewmol.bench.report import plot_score_vs_pretrain_time, score_vs_pretrain_time
+
+    proto = get_protocol("classification")
+    recs = [
+        _run("none", "bbbp", 0, 0.60),
+        _run("none", "bace", 0, 0.70),
+        _run("none", "sider", 0, 0.99),  # only "none" has sider: not averaged
+        _run("graphmvp-c", "bbbp", 0, 0.70, init="pre/", wall=7200.0),
+        _run("graphmvp-c", "bace", 0, 0.80, init="pre/", wall=7200.0),
+        _run("rf", "bbbp", 0, 0.90, epochs=None),  # no encoder: not a point
+        _run("attrmask", "bbbp", 0, 0.5, init="old/"),  # budget unknown: no x to place it at
+        _run("attrmask", "bace", 0, 0.5, init="old/"),
+    ]
+    points, common = score_vs_pretrain_time(proto, recs)
+    assert common == ["bbbp", "bace"]
+    assert [(m, h) for m, h, _ in points] == [("none", 0.0), ("graphmvp-c", 2.0)]
+    assert [round(y, 6) for _, _, y in points] == [65.0, 75.0]
+    path = plot_score_vs_pretrain_time(proto, recs, tmp_path / "p.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    first = path.read_bytes()
+    plot_score_vs_pretrain_time(proto, recs, path)
+    assert path.read_bytes() == first  # deterministic
+    none_only = [r for r in recs if r["method"] == "none"]
+    assert plot_score_vs_pretrain_time(proto, none_only, tmp_path / "q.png") is None
