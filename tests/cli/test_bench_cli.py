@@ -290,6 +290,7 @@ def test_rf_baseline_row_beside_none(grid, monkeypatch) -> None:
     assert "**rf**: classical baseline, no GNN: a random forest (20 trees per task)" in page
     overview = (out / "README.md").read_text()
     assert "- **rf**: classical baseline, no GNN" in overview
+    assert not (out / "plots" / "classification_gain.png").exists()  # rf is no pre-training
     assert "None ep" not in page and "| rf | clintox | 0 | – |" in page
     again = runner.invoke(app, [*args, "--out", str(out), "--work", str(work)])
     assert again.exit_code == 0 and "clintox: all 1 runs done" in again.output

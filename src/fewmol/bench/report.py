@@ -222,6 +222,8 @@ def gain_over_none(protocol: Protocol, agg: Agg) -> dict[tuple[str, str], tuple[
         base = agg.get(("none", d))
         if m == "none" or not base or not base["n"] or not a["n"]:
             continue
+        if a["epochs"] == [None]:  # the classical baseline is no pre-training: no gain row
+            continue
         gain = sign * (a["mean"] - base["mean"]) * sc
         out[(m, d)] = (gain, math.hypot(a["std"], base["std"]) * sc)
     return out
@@ -458,7 +460,7 @@ def write_report(protocol: Protocol, results: Path) -> Path:
         f"`(n=k)` marks cells with fewer than {len(protocol.seeds)} seeds finished. "
         f"Rows marked *(paper)* are the published numbers ({protocol.paper_source}), "
         "not ours. The Avg column is only given when every dataset is present.\n\n"
-        + "".join(f"The {b}\n\n" for b in base)
+        + "".join(f"{b}\n\n" for b in base)
         + markdown_table(protocol, records)
         + (f"\n{secondary}" if secondary else "")
         + ("\n## Pre-training budget\n\n" + "\n".join(pre_lines) + "\n" if pre_lines else "")
