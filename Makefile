@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/fewmol finetune bbbp --split scaffold --epochs $(DEMO_EPOCHS) --seeds 0 \
-		--out runs/demo-bbbp --force --quiet
+	$(BIN)/fewmol finetune bbbp --init graphmvp --split scaffold --epochs $(DEMO_EPOCHS) \
+		--seeds 0 --out runs/demo-bbbp --force --quiet
 
 test: setup
 	$(BIN)/python -m pytest

@@ -121,6 +121,10 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, command: str) -> Path
     for f in SHIPPED_FILES:
         if (src / f).exists():
             shutil.copy2(src / f, tmp / f)
+    if not (tmp / "loss_curve.png").exists():  # a run stopped early has not drawn it yet
+        from fewmol.pretrain.run import plot_losses
+
+        plot_losses(log.to_dict("records"), tmp / "loss_curve.png", str(cfg.get("method", "")))
     write_text(tmp / "README.md", card_text(cfg, log, out.name, command))
     # swap the whole dir at once so a half-copied checkpoint is never visible under its name
     old = out.with_name(f".{out.name}.old")

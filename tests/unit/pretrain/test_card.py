@@ -55,6 +55,7 @@ def test_shipped_dir_loads_and_card_states_the_budget(tmp_path):
     assert "fewmol pretrain X" in card and "--init graphmvp" in card
     assert "| 2 | 2.25 |" in card  # the log row of the last epoch
     assert json.loads((out / "config.json").read_text())["epochs_done"] == 2
+    assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"  # drawn from the log
 
 
 def test_reshipping_replaces_the_old_checkpoint(tmp_path):
@@ -72,3 +73,15 @@ def test_unfinished_dir_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(ModelFileError, match="not a finished pre-training dir"):
         ship_checkpoint(tmp_path / "run", tmp_path / "x", "cmd")
+
+
+def test_the_checkpoint_shipped_in_the_package_loads_and_states_its_budget():
+    from fewmol.io.modeldir import ASSETS
+
+    enc, cfg = load_pretrained_encoder("graphmvp")  # the alias `make demo` uses
+    assert cfg["method"] == "graphmvp-c" and cfg["encoder"]["num_layers"] == 5
+    assert all(torch.isfinite(p).all() for p in enc.parameters())
+    assert sum(p.numel() for p in enc.parameters()) > 1_000_000  # the full 5 x 300 GIN
+    card = (ASSETS / "graphmvp-c" / "README.md").read_text()
+    assert f"{cfg['epochs_done']} done of {cfg['epochs']} planned" in card
+    assert (ASSETS / "graphmvp-c" / "loss_curve.png").exists()
