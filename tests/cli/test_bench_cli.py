@@ -260,7 +260,7 @@ def test_bad_bench_arguments_exit_2_before_any_work(tmp_path) -> None:
     out = ["--out", str(tmp_path / "r"), "--work", str(tmp_path / "w")]
     cases = [
         (["bench", "dta", "--datasets", "bindingdb"], "bindingdb not in protocol 'dta'"),
-        (["bench", "dta", "--methods", "graphmvp-c"], "--pretrained graphmvp-c=ENCODER_DIR"),
+        (["bench", "dta", "--methods", "attrmask"], "--pretrained attrmask=ENCODER_DIR"),
         (["bench", "regression", "--max-pairs", "10"], "apply to the dta protocol"),
         (["bench", "run", "nope"], "unknown benchmark protocol 'nope'"),
     ]
