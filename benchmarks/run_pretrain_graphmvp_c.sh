@@ -3,7 +3,13 @@
 # planned for GraphMVP's 100 epochs. Resumable: rerun the same command after any stop and it
 # continues from its last finished epoch (the encoder dir in $OUT is valid after every epoch).
 #   NUM_CONFS=1 nohup benchmarks/run_pretrain_graphmvp_c.sh > benchmarks/logs/pretrain.log 2>&1 &
-# then ship it:  python scripts/ship_checkpoint.py $OUT graphmvp --command "<this command>"
+# then ship it:  python scripts/ship_checkpoint.py $OUT graphmvp-c --command "<this command>"
+# Across sessions (benchmarks/work does not survive one): the run's resume state is committed in
+# benchmarks/state/pretrain-graphmvp-c (config + checkpoints/last.*, ~50 MB with Adam's moments).
+# This script copies it into an empty $OUT before resuming; after a stop, save it back with
+#   SAVE_STATE=1 benchmarks/run_pretrain_graphmvp_c.sh   (copies $OUT's state, trains nothing)
+# and commit it with the re-shipped checkpoint. The conformers are regenerated (same seed and
+# settings, so the same store key; ~20 min for 50k x 1 on 2 cores).
 # Batch 32, not GraphMVP's 256: on CPU, SchNet's per-edge tensors at batch 256 fall out of cache
 # and throughput drops (benchmarks/results/speed.md: 102 vs 61 mol/s for GraphMVP); EBM-NCE
 # draws one negative per positive either way.
@@ -13,6 +19,19 @@ export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"
 export FEWMOL_CACHE="${FEWMOL_CACHE:-$PWD/benchmarks/work/cache}"
 FEWMOL="${FEWMOL:-.venv/bin/fewmol}"
 OUT="${OUT:-benchmarks/work/pretrain/graphmvp-c}"
+STATE=benchmarks/state/pretrain-graphmvp-c
+if [ -n "${SAVE_STATE:-}" ]; then
+    mkdir -p "$STATE/checkpoints"
+    cp "$OUT/config.json" "$OUT/pretrain_log.csv" "$STATE/"
+    cp "$OUT/checkpoints/last.json" "$OUT/checkpoints/last.safetensors" "$STATE/checkpoints/"
+    echo "saved the resume state of $OUT in $STATE"
+    exit 0
+fi
+if [ ! -e "$OUT/checkpoints/last.safetensors" ] && [ -e "$STATE/checkpoints/last.safetensors" ]; then
+    mkdir -p "$OUT"
+    cp -r "$STATE/." "$OUT/"
+    echo "resuming from the committed state in $STATE"
+fi
 "$FEWMOL" pretrain --method graphmvp-c --data moses --max-molecules 50000 \
     --num-confs "${NUM_CONFS:-5}" --epochs "${EPOCHS:-100}" --batch-size 32 --seed 0 \
     --workers 2 --out "$OUT" --resume --quiet "$@"
