@@ -2,7 +2,10 @@
 # The shipped checkpoint's pre-training: GraphMVP-C on the default 50k MOSES sample (fixed seed),
 # planned for GraphMVP's 100 epochs. Resumable: rerun the same command after any stop and it
 # continues from its last finished epoch (the encoder dir in $OUT is valid after every epoch).
-#   NUM_CONFS=1 nohup benchmarks/run_pretrain_graphmvp_c.sh > benchmarks/logs/pretrain.log 2>&1 &
+#   nohup benchmarks/run_pretrain_graphmvp_c.sh > benchmarks/logs/pretrain.log 2>&1 &
+# One conformer per molecule (NUM_CONFS, default 1; GraphMVP used 5): 50k x 5 takes ~1 h of the
+# session's 2 cores before the first epoch. The committed state below was made with 1; another
+# NUM_CONFS is another conformer store, and resuming that state then fails with a clear error.
 # then ship it:  python scripts/ship_checkpoint.py $OUT graphmvp-c --command "<this command>"
 # Across sessions (benchmarks/work does not survive one): the run's resume state is committed in
 # benchmarks/state/pretrain-graphmvp-c (config + checkpoints/last.*, ~50 MB with Adam's moments).
@@ -33,5 +36,5 @@ if [ ! -e "$OUT/checkpoints/last.safetensors" ] && [ -e "$STATE/checkpoints/last
     echo "resuming from the committed state in $STATE"
 fi
 "$FEWMOL" pretrain --method graphmvp-c --data moses --max-molecules 50000 \
-    --num-confs "${NUM_CONFS:-5}" --epochs "${EPOCHS:-100}" --batch-size 32 --seed 0 \
+    --num-confs "${NUM_CONFS:-1}" --epochs "${EPOCHS:-100}" --batch-size 32 --seed 0 \
     --workers 2 --out "$OUT" --resume --quiet "$@"
