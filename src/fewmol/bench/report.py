@@ -727,8 +727,10 @@ def write_overview(results: Path) -> Path:
         "(`<protocol>/<method>/<dataset>/seed<k>.json`); do not edit by hand. Regenerating "
         "needs no training and gives the same bytes.\n\n"
         "Ours: mean ± std (population, over seeds) of the test score at the best-validation "
-        "epoch. Rows marked *(paper)* are the published numbers (GraphMVP, Liu et al., ICLR "
-        "2022), not ours. A cell ran the paper's epochs unless it says `[N ep]`; `(n=k)` marks "
+        "epoch. Rows marked *(paper)* are published numbers, not ours; each section's page names "
+        "its paper and table (GraphMVP, Liu et al., ICLR 2022 for the single-task tables; "
+        "SGNN-EBM, Liu et al., AISTATS 2022 for the multi-task one). A cell ran the paper's "
+        "epochs unless it says `[N ep]`; `(n=k)` marks "
         "cells with fewer seeds finished. Each caption states the budget: fine-tuning epochs, "
         "and for pre-trained encoders the molecules, epochs and wall time of pre-training.\n\n"
         + ("\n".join(sections) if sections else "No stored runs yet.\n")

@@ -118,6 +118,7 @@ def test_gain_is_positive_when_rmse_drops_and_when_auc_rises() -> None:
 
 def test_overview_has_every_table_paper_rows_and_budget_captions(results: Path) -> None:
     text = write_overview(results).read_text()
+    assert "SGNN-EBM, Liu et al., AISTATS 2022 for the multi-task one" in " ".join(text.split())
     sections = [line for line in text.splitlines() if line.startswith("## ")]
     assert sections == [
         "## Classification: test ROC-AUC (%), scaffold split",
