@@ -261,6 +261,15 @@ def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatc
 
     result = runner.invoke(app, ["multitask", str(data), "--out", str(killed), *map(str, args)])
     _user_error(result, "not empty", "--resume")  # a stopped run is never overwritten silently
+    if method == "stl":  # task 0 finished with 3 epochs: a longer budget would mix two budgets
+        longer = [str(a) for a in args]
+        longer[longer.index("--epochs") + 1] = "5"
+        result = runner.invoke(
+            app, ["multitask", str(data), "--out", str(killed), *longer, "--resume"]
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        err = " ".join(result.stderr.split())  # after the data summary lines
+        assert "error: cannot resume" in err and "STL tasks finished with 3 epochs" in err, err
     _ok(["multitask", data, "--out", killed, *args, "--resume"])
 
     a = pd.read_csv(killed / "train_log.csv").drop(columns="time_s")

@@ -321,6 +321,14 @@ class MultitaskRun:
             unit = int(json.loads(meta["state"])["unit"])
         except (KeyError, ValueError, TypeError):
             raise InvalidInputError(f"cannot resume from {path}: no training state") from None
+        old_epochs = (old.get("training") or {}).get("epochs")
+        if self.is_stl and unit > 0 and old_epochs is not None and old_epochs != self.cfg.epochs:
+            # the finished tasks would keep their old budget while the rest get the new one
+            raise InvalidInputError(
+                f"cannot resume {self.out_dir} with --epochs {self.cfg.epochs}: STL tasks "
+                f"finished with {old_epochs} epochs; resume with --epochs {old_epochs} or "
+                "start over (another --out, or drop --resume)"
+            )
         module = self._module(config, unit)
         module.optimizer_state, state = load_training_state(path, module.train_state)
         self.unit, self.epochs_done = int(state["unit"]), int(state["epochs_done"])
