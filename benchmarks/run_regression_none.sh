@@ -14,12 +14,14 @@
 #   malaria (9,999 molecules, 30 atoms, ~110 s/epoch): 100 epochs ~9 h, so MALARIA_EPOCHS=30 ~2.7 h
 #   cep (29,978 molecules, 28 atoms, ~5 min/epoch): 100 epochs ~25 h, so CEP_EPOCHS=10 ~2.5 h
 # The epochs are recorded per run and printed beside the numbers (`[N ep]`).
+# METHODS=graphmvp-c runs another row on the same budget (run_regression_graphmvp_c.sh does).
 # The paper ran these sets with the 9-feature OGB featuriser: FEATURIZER=ogb (one results tree
 # holds one budget per cell, so those runs replace hu2019 ones; OUT=... WORK=... keeps both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"
 DATASETS="${DATASETS:-esol,freesolv,lipo,malaria,cep}"
+METHODS="${METHODS:-none}"
 SMALL_EPOCHS="${SMALL_EPOCHS:-100}"
 MALARIA_EPOCHS="${MALARIA_EPOCHS:-30}"
 CEP_EPOCHS="${CEP_EPOCHS:-10}"
@@ -34,6 +36,6 @@ for ds in ${DATASETS//,/ }; do
         cep) epochs="$CEP_EPOCHS" ;;
         *) echo "unknown regression dataset: $ds (esol, freesolv, lipo, malaria, cep)" >&2; exit 2 ;;
     esac
-    .venv/bin/fewmol bench regression --methods none --seeds 0,1,2 --datasets "$ds" \
+    .venv/bin/fewmol bench regression --methods "$METHODS" --seeds 0,1,2 --datasets "$ds" \
         --epochs "$epochs" --out "$OUT" --work "$WORK" "${EXTRA[@]}" "$@"
 done
