@@ -251,6 +251,10 @@ def test_bench_regression_records_mae_r2_and_the_encoder_budget(tmp_path) -> Non
     )
     assert (budget["epochs_done"], budget["epochs"], budget["wall_time_s"]) == (3, 10, 1234.5)
     assert rec["init"] == str(pre) and rec["featurizer"] == "hu2019"
+    # the model dir's verdict on its own test split is kept in the record
+    assert 0.0 <= rec["calibration"]["test"]["coverage"] <= 1.0
+    assert rec["calibration"]["coverage"] == 0.9
+    assert 0.0 <= rec["applicability"]["test"]["in_domain_fraction"] <= 1.0
     text = (out / "README.md").read_text()
     assert "graphmvp-c on 500 molecules × 5 conformers, 3 of 10 epochs, 20.6 min" in text
     assert "Test MAE (ours" in text and "Test R² (ours" in text

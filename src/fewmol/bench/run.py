@@ -432,6 +432,9 @@ def _run_cell(
         "lr": p.lr,
         "wall_time_s": m["wall_time_s"],
         "session_wall_s": round(time.time() - t0, 1),
+        # what the run's own model dir says about its test split (kept: work dirs are pruned)
+        "calibration": m.get("calibration"),
+        "applicability": m.get("applicability"),
     }
 
 
