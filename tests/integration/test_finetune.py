@@ -277,3 +277,23 @@ def test_init_with_other_featurizer_is_refused(cls_run, cls_table, tmp_path) -> 
         finetune(cls_table, split, cfg, tmp_path / "bad")
     assert "hu2019" in str(exc.value) and "ogb" in str(exc.value)
     assert not (tmp_path / "bad" / "model.safetensors").exists()
+
+
+# one heavy atom each: every batch of 32 has 32 atoms, a batch of one has a single atom
+ONE_ATOM = [
+    "C", "N", "O", "F", "Cl", "Br", "I", "S", "P", "[Na+]", "[K+]", "[Li+]", "[Cl-]", "[Br-]",
+    "[I-]", "[F-]", "[NH4+]", "[OH-]", "[Ca+2]", "[Mg+2]", "[Zn+2]", "[Fe+2]", "[Fe+3]",
+    "[Cu+2]", "[Cu+]", "[Ag+]", "[Al+3]", "[Ba+2]", "[Sr+2]", "[Cs+]", "[Rb+]", "[Mn+2]",
+    "[Co+2]", "[Ni+2]", "[Se]", "[B]", "[Xe]", "[Ar]", "[Kr]", "[Ne]",
+]  # fmt: skip
+
+
+def test_a_last_training_batch_of_one_single_atom_molecule_still_trains(tmp_path) -> None:
+    """FreeSolv's methane as the odd one out (train % batch == 1) once broke batch norm."""
+    frame = pd.DataFrame({"smiles": ONE_ATOM, "y": np.linspace(0.0, 1.0, len(ONE_ATOM))})
+    table = read_table(frame, task_type="regression")
+    split = make_split("custom", table.smiles, labels=["train"] * 33 + ["valid"] * 4 + ["test"] * 3)
+    metrics = finetune(table, split, _cfg(batch_size=32, epochs=2), tmp_path / "m")
+    assert metrics["epochs_done"] == 2
+    log = pd.read_csv(tmp_path / "m" / "train_log.csv")
+    assert len(log) == 2 and np.isfinite(log["train_loss"]).all()

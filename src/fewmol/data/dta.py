@@ -64,7 +64,12 @@ from torch.utils.data import DataLoader
 from fewmol.chem.mol import try_canonical_smiles
 from fewmol.data import registry
 from fewmol.data.collate import GraphBatch, GraphSet
-from fewmol.data.module import EpochSeededSampler, _Indices
+from fewmol.data.module import (
+    EpochSeededSampler,
+    _Indices,
+    drop_single_remainder,
+    trainer_world_size,
+)
 from fewmol.data.splits import Split
 from fewmol.data.store import featurize_to_graphset
 from fewmol.errors import InvalidInputError
@@ -422,6 +427,7 @@ def make_pair_loader(
     seed: int = 0,
     epoch_offset: int = 0,
     max_len: int = MAX_LEN,
+    drop_last: bool = False,
 ) -> DataLoader:
     """DataLoader of PairBatch over ``pairs`` (shuffled per epoch, or in evaluation order)."""
     pairs = np.asarray(pairs, dtype=np.int64)
@@ -433,6 +439,7 @@ def make_pair_loader(
         batch_size=batch_size,
         sampler=sampler,
         collate_fn=PairCollate(data, graphs, max_len),
+        drop_last=drop_last,
     )
 
 
@@ -456,7 +463,8 @@ class DTADataModule(L.LightningDataModule):
         self.seed, self.epoch_offset, self.max_len = seed, epoch_offset, max_len
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (order depends only on seed and epoch)."""
+        """Shuffled training batches (order depends only on seed and epoch; no batch of one)."""
+        n, world = len(self.split.train), trainer_world_size(self)
         return make_pair_loader(
             self.data,
             self.graphs,
@@ -466,6 +474,7 @@ class DTADataModule(L.LightningDataModule):
             self.seed,
             self.epoch_offset,
             self.max_len,
+            drop_last=drop_single_remainder(n, self.batch_size, world),
         )
 
     def val_dataloader(self) -> list[DataLoader]:

@@ -55,6 +55,18 @@ class _Collate:
         return self.graphs.collate(idx_arr, None if self.y is None else self.y[idx_arr])
 
 
+def drop_single_remainder(n_items: int, batch_size: int, world_size: int = 1) -> bool:
+    """Whether a training loader must drop its last batch: only when it would hold one item.
+
+    A batch of one molecule with one heavy atom (methane in FreeSolv) breaks batch norm in
+    training mode, and one molecule has no in-batch negative for contrastive losses; a larger
+    remainder is kept, as the reference loaders do. Under DDP each rank gets ceil(n / world)
+    items (the distributed sampler pads), so the remainder is per rank.
+    """
+    per_rank = -(-n_items // max(world_size, 1))
+    return batch_size > 1 and per_rank % batch_size == 1
+
+
 def make_loader(
     graphs: GraphSet,
     idx: np.ndarray,
@@ -64,6 +76,7 @@ def make_loader(
     seed: int = 0,
     epoch_offset: int = 0,
     num_workers: int = 0,
+    drop_last: bool = False,
 ) -> DataLoader:
     """DataLoader yielding GraphBatch for graphs ``idx`` (shuffled per epoch if asked)."""
     ds = _Indices(idx)
@@ -75,7 +88,14 @@ def make_loader(
         collate_fn=_Collate(graphs, y),
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
+        drop_last=drop_last,
     )
+
+
+def trainer_world_size(module: L.LightningDataModule) -> int:
+    """Processes the attached Trainer trains on (1 before a Trainer is attached)."""
+    trainer = getattr(module, "trainer", None)
+    return trainer.world_size if trainer is not None else 1
 
 
 class GraphDataModule(L.LightningDataModule):
@@ -98,7 +118,8 @@ class GraphDataModule(L.LightningDataModule):
         self.seed, self.epoch_offset, self.num_workers = seed, epoch_offset, num_workers
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches."""
+        """Shuffled training batches (a last batch of one molecule is dropped)."""
+        n, world = len(self.split.train), trainer_world_size(self)
         return make_loader(
             self.graphs,
             self.split.train,
@@ -108,6 +129,7 @@ class GraphDataModule(L.LightningDataModule):
             self.seed,
             self.epoch_offset,
             self.num_workers,
+            drop_last=drop_single_remainder(n, self.batch_size, world),
         )
 
     def val_dataloader(self) -> list[DataLoader]:

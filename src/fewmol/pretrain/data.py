@@ -45,7 +45,13 @@ from fewmol.data.conformer_store import (
     is_store,
     open_if_current,
 )
-from fewmol.data.module import EpochSeededSampler, _Collate, _Indices
+from fewmol.data.module import (
+    EpochSeededSampler,
+    _Collate,
+    _Indices,
+    drop_single_remainder,
+    trainer_world_size,
+)
 from fewmol.data.store import cache_root, features_key, featurize_to_graphset
 from fewmol.data.tables import Table, read_table
 from fewmol.errors import InvalidInputError
@@ -467,16 +473,6 @@ class ConformerSampler(Sampler[tuple[int, int]]):
         return len(self.n_confs) if self.mode == "cycle" else int(self.n_confs.sum())
 
 
-def _drop_last(n_items: int, batch_size: int, world_size: int) -> bool:
-    """Drop the last batch only when it would hold a single molecule.
-
-    One molecule has no in-batch negative for EBM-NCE and breaks batch norm, so such a batch
-    cannot train; any larger remainder is kept (as GraphMVP's loader does).
-    """
-    per_rank = -(-n_items // max(world_size, 1))  # DistributedSampler pads ranks to equal size
-    return per_rank % batch_size == 1
-
-
 class PretrainDataModule(L.LightningDataModule):
     """Training batches of a :class:`PretrainData`: GraphBatch (2D) or Batch3D (GraphMVP)."""
 
@@ -503,7 +499,7 @@ class PretrainDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches, seeded by (seed, epoch)."""
-        world = self.trainer.world_size if self.trainer is not None else 1
+        world = trainer_world_size(self)
         if self.use_3d:
             sampler: Sampler = ConformerSampler(
                 self.data.n_confs, self.seed, self.epoch_offset, self.conf_sampling
@@ -519,7 +515,7 @@ class PretrainDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             collate_fn=collate,
-            drop_last=_drop_last(len(sampler), self.batch_size, world),
+            drop_last=drop_single_remainder(len(sampler), self.batch_size, world),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

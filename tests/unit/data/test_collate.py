@@ -174,3 +174,13 @@ def test_to_cpu_returns_graph_batch(gs: GraphSet) -> None:
         assert torch.equal(t, getattr(b, name)), name
     nolabel = gs.collate([1]).to(torch.device("cpu"))
     assert isinstance(nolabel, GraphBatch) and nolabel.y is None
+
+
+def test_a_training_remainder_of_one_is_dropped_and_no_other() -> None:
+    from fewmol.data.module import drop_single_remainder
+
+    assert drop_single_remainder(33, 32) and drop_single_remainder(65, 32)
+    assert not drop_single_remainder(34, 32) and not drop_single_remainder(32, 32)
+    # per rank under DDP: 66 items on 2 ranks is 33 each
+    assert drop_single_remainder(66, 32, world_size=2) and not drop_single_remainder(66, 32)
+    assert not drop_single_remainder(5, 1)  # batches of one are what the user asked for
