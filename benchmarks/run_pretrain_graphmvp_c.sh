@@ -7,12 +7,14 @@
 # session's 2 cores before the first epoch. The committed state below was made with 1; another
 # NUM_CONFS is another conformer store, and resuming that state then fails with a clear error.
 # then ship it:  python scripts/ship_checkpoint.py $OUT graphmvp-c --command "<this command>"
-# Across sessions (benchmarks/work does not survive one): the run's resume state is committed in
-# benchmarks/state/pretrain-graphmvp-c (config + checkpoints/last.*, ~50 MB with Adam's moments).
-# This script copies it into an empty $OUT before resuming; after a stop, save it back with
+# Across sessions: the run's resume state (config + checkpoints/last.*, ~50 MB with Adam's
+# moments) is kept in benchmarks/state/pretrain-graphmvp-c, which git ignores (too large to
+# commit; it stays on the machine that made it). This script copies it into an empty $OUT before
+# resuming; after a stop, save it there with
 #   SAVE_STATE=1 benchmarks/run_pretrain_graphmvp_c.sh   (copies $OUT's state, trains nothing)
-# and commit it with the re-shipped checkpoint. The conformers are regenerated (same seed and
-# settings, so the same store key; ~20 min for 50k x 1 on 2 cores).
+# Without the state (a fresh clone) the run starts again at epoch 1 (same seed and data). The
+# conformers are regenerated (same seed and settings, so the same store key; ~20 min for 50k x 1
+# on 2 cores).
 # Batch 32, not GraphMVP's 256: on CPU, SchNet's per-edge tensors at batch 256 fall out of cache
 # and throughput drops (benchmarks/results/speed.md: 102 vs 61 mol/s for GraphMVP); EBM-NCE
 # draws one negative per positive either way.
