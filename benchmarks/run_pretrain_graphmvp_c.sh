@@ -4,7 +4,7 @@
 # continues from its last finished epoch (the encoder dir in $OUT is valid after every epoch).
 #   nohup benchmarks/run_pretrain_graphmvp_c.sh > benchmarks/logs/pretrain.log 2>&1 &
 # One conformer per molecule (NUM_CONFS, default 1; GraphMVP used 5): 50k x 5 takes ~1 h of the
-# session's 2 cores before the first epoch. The committed state below was made with 1; another
+# session's 2 cores before the first epoch. The saved state below was made with 1; another
 # NUM_CONFS is another conformer store, and resuming that state then fails with a clear error.
 # then ship it:  python scripts/ship_checkpoint.py $OUT graphmvp-c --command "<this command>"
 # Across sessions: the run's resume state (config + checkpoints/last.*, ~50 MB with Adam's
@@ -35,7 +35,7 @@ fi
 if [ ! -e "$OUT/checkpoints/last.safetensors" ] && [ -e "$STATE/checkpoints/last.safetensors" ]; then
     mkdir -p "$OUT"
     cp -r "$STATE/." "$OUT/"
-    echo "resuming from the committed state in $STATE"
+    echo "resuming from the saved state in $STATE"
 fi
 "$FEWMOL" pretrain --method graphmvp-c --data moses --max-molecules 50000 \
     --num-confs "${NUM_CONFS:-1}" --epochs "${EPOCHS:-100}" --batch-size 32 --seed 0 \
