@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 @pytest.fixture(scope="module")
-def bench():
-    path = REPO / "benchmarks" / "calibration.py"
-    spec = importlib.util.spec_from_file_location("calibration_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(repo_script):
+    return repo_script("benchmarks/calibration.py")
 
 
 def test_constant_width_covers_the_target_on_exchangeable_residuals(bench) -> None:

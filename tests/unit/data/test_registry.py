@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import gzip
 import hashlib
-import importlib.util
 import math
 from pathlib import Path
 
@@ -218,15 +217,6 @@ def test_load_frame_on_directory_dataset_without_table_errors() -> None:
 # --------------------------------------------------------------------------- bundled copies
 
 
-def _load_make_bundled():
-    path = REPO / "scripts" / "make_bundled.py"
-    mod_spec = importlib.util.spec_from_file_location("make_bundled", path)
-    assert mod_spec is not None and mod_spec.loader is not None
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    return module
-
-
 @needs_shared
 @pytest.mark.parametrize("name", sorted(BUNDLED))
 def test_bundled_values_equal_shared_source(name: str) -> None:
@@ -243,9 +233,9 @@ def test_bundled_values_equal_shared_source(name: str) -> None:
 
 @needs_shared
 @pytest.mark.parametrize("name", sorted(BUNDLED))
-def test_bundled_is_what_make_bundled_builds(name: str) -> None:
+def test_bundled_is_what_make_bundled_builds(name: str, repo_script) -> None:
     spec = get_spec(name)
-    built = _load_make_bundled().subset_csv(spec, SHARED / spec.relpath)
+    built = repo_script("scripts/make_bundled.py").subset_csv(spec, SHARED / spec.relpath)
     assert gzip.decompress(spec.bundled_path.read_bytes()) == built
 
 
