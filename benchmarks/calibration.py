@@ -38,6 +38,7 @@ import torch
 
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
+from fewmol.data.tables import Table
 from fewmol.finetune.calibration import conformal_quantile
 from fewmol.finetune.run import FinetuneConfig, finetune
 from fewmol.io.checkpoint import write_json
@@ -68,9 +69,10 @@ def constant_width(pred: pd.DataFrame, name: str) -> dict[str, float]:
     return {"coverage": float(inside.mean()), "mean_width": 2.0 * q}
 
 
-def run_cell(dataset: str, split_kind: str, seed: int, epochs: int, work: Path) -> dict:
+def run_cell(
+    table: Table, dataset: str, split_kind: str, seed: int, epochs: int, work: Path
+) -> dict:
     """Fine-tune one model and summarise its stored calibration and applicability reports."""
-    table, _ = load_dataset(dataset, None, None, None)
     split = make_split(split_kind, table.smiles, seed=seed)
     regression = table.task_type == "regression"
     cfg = FinetuneConfig(
@@ -205,12 +207,16 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     for cell in args.cells.split(","):
         dataset, split_kind = cell.split(":")
-        for seed in (int(s) for s in args.seeds.split(",")):
+        todo = [int(s) for s in args.seeds.split(",")]
+        todo = [s for s in todo if not (args.out / dataset / split_kind / f"seed{s}.json").exists()]
+        if not todo:
+            continue
+        table, _ = load_dataset(dataset, None, None, None)
+        for seed in todo:
             path = args.out / dataset / split_kind / f"seed{seed}.json"
-            if path.exists():
-                continue
             print(f"{dataset} / {split_kind} / seed {seed}: {args.epochs} epochs", flush=True)
-            write_json(path, run_cell(dataset, split_kind, seed, args.epochs, args.work))
+            record = run_cell(table, dataset, split_kind, seed, args.epochs, args.work)
+            write_json(path, record)
             write_page(args.out, args.out.parent / "calibration.md")
     write_page(args.out, args.out.parent / "calibration.md")
 
