@@ -17,8 +17,23 @@ def hardware() -> str:
     return f"{platform.machine()} {torch.get_num_threads()} torch threads, {gpu}"
 
 
+#: Lightning precisions a run may ask for. bf16-mixed autocasts matrix products to bfloat16
+#: (weights and optimiser stay float32): ~1.8x faster training on CPUs with AVX512-BF16 or AMX
+#: and on recent GPUs; 16-mixed is float16 with loss scaling (for GPUs).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+
+
+def check_precision(precision: str) -> str:
+    """The precision if fewmol supports it, else a user error naming the choices."""
+    if precision not in PRECISIONS:
+        raise InvalidInputError(
+            f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+        )
+    return precision
+
+
 def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra: Any) -> L.Trainer:
-    """A Lightning Trainer from a run config's accelerator/devices/strategy/num_nodes/progress.
+    """A Lightning Trainer from a run config's accelerator/devices/strategy/num_nodes/precision.
 
     Lightning's own logger and checkpoints are off: runs write safetensors checkpoints and CSV
     logs through their callbacks. Bad accelerator/devices/strategy flags become user errors.
@@ -31,6 +46,7 @@ def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra
         "devices": cfg.devices,
         "strategy": cfg.strategy,
         "num_nodes": cfg.num_nodes,
+        "precision": check_precision(getattr(cfg, "precision", "32-true")),
         "logger": False,
         "enable_checkpointing": False,
         "enable_model_summary": False,
@@ -44,7 +60,8 @@ def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra
     except (MisconfigurationException, ValueError, RuntimeError) as e:
         raise InvalidInputError(
             f"cannot set up training with accelerator={cfg.accelerator!r}, "
-            f"devices={cfg.devices!r}, strategy={cfg.strategy!r}: {e}"
+            f"devices={cfg.devices!r}, strategy={cfg.strategy!r}, "
+            f"precision={kwargs['precision']!r}: {e}"
         ) from None
 
 

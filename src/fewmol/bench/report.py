@@ -93,6 +93,10 @@ def aggregate(records: list[dict[str, Any]], metric: str | None = None) -> Agg:
             "n": len(vals),
             "seeds": sorted(r["seed"] for r in rs),
             "epochs": sorted({r["epochs"] for r in rs}),
+            # GIN runs only: a forest has no training precision
+            "precisions": sorted(
+                {r.get("precision", "32-true") for r in rs if r.get("epochs") is not None}
+            ),
             "max_pairs": sorted({r.get("max_pairs") or 0 for r in rs}),
             "wall_s": float(sum(r["wall_time_s"] for r in rs)),
             "n_molecules": rs[0].get("n_molecules"),
@@ -123,6 +127,8 @@ def _cell_notes(protocol: Protocol, a: dict[str, Any]) -> str:
     # a classical baseline (epochs None) has no epochs to differ in
     same = a["epochs"] in ([protocol.epochs], [None])
     note = "" if same else f" [{','.join(map(str, a['epochs']))} ep]"
+    if a["precisions"] not in ([], ["32-true"]):
+        note += f" [{','.join(a['precisions'])}]"
     if a["max_pairs"] != [0]:
         note += f" [{','.join(str(p or 'all') for p in a['max_pairs'])} train pairs]"
     return note + ("" if a["n"] == len(protocol.seeds) else f" (n={a['n']})")
@@ -367,6 +373,16 @@ def _epochs_text(protocol: Protocol, rs: list[dict[str, Any]]) -> str:
     )
 
 
+def _precision_text(rs: list[dict[str, Any]]) -> str:
+    """', precision 32-true (bbbp); bf16-mixed (hiv)' when some runs trained below float32."""
+    by_p: dict[str, set[str]] = defaultdict(set)
+    for r in rs:
+        by_p[r.get("precision", "32-true")].add(r["dataset"])
+    if set(by_p) <= {"32-true"}:
+        return ""
+    return ", precision " + "; ".join(f"{p} ({', '.join(sorted(by_p[p]))})" for p in sorted(by_p))
+
+
 def _pairs_text(rs: list[dict[str, Any]]) -> str:
     """DTA: how many training pairs each dataset's runs used."""
     per: dict[str, set[str]] = defaultdict(set)
@@ -426,7 +442,8 @@ def caption(protocol: Protocol, records: list[dict[str, Any]]) -> str:
             continue
         lines.append(
             f"- **{m}**: pre-training: {pre[m]}; fine-tuning: {_epochs_text(protocol, rs)}"
-            f"{extra}, featuriser {feats}, {_hours(wall)} wall time over {len(rs)} runs."
+            f"{extra}, featuriser {feats}{_precision_text(rs)}, {_hours(wall)} wall time over "
+            f"{len(rs)} runs."
         )
     hw = "; ".join(sorted({r.get("hardware", "?") for r in records}))
     commits = ", ".join(sorted({(r.get("git_commit") or "?")[:10] for r in records}))

@@ -2,8 +2,8 @@
 
 Each finished cell writes ``<results>/<protocol>/<method>/<dataset>/seed<k>.json`` with the
 score, budget and provenance (and, for a pre-trained encoder, its pre-training budget); a cell
-whose JSON exists with the same budget (epochs; for DTA also the pair subsamples) is skipped,
-and an unfinished cell resumes from its own checkpoint in the work dir. Molecule-table
+whose JSON exists with the same budget (epochs, precision; for DTA also the pair subsamples) is
+skipped, and an unfinished cell resumes from its own checkpoint in the work dir. Molecule-table
 protocols fine-tune through ``fewmol.finetune.run``; the ``dta`` protocol trains through
 ``fewmol.dta.run`` on DeepDTA's setting-1 folds (validation fold 0), as ``fewmol dta`` does.
 The method ``rf`` is the classical baseline of ``fewmol finetune --baseline rf`` (a random
@@ -34,7 +34,7 @@ from fewmol.finetune.baseline import RF_FEATURES, RF_TREES, rf_baseline, rf_feat
 from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune
 from fewmol.io.checkpoint import write_json
 from fewmol.io.modeldir import git_commit, git_dirty, read_model_config, resolve_init
-from fewmol.training import hardware
+from fewmol.training import check_precision, hardware
 
 
 def result_path(results: Path, protocol: str, method: str, dataset: str, seed: int) -> Path:
@@ -50,7 +50,11 @@ def _done(path: Path, expect: dict[str, Any]) -> bool:
         rec = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return all(rec.get(k) == v for k, v in expect.items())
+    return all(rec.get(k, RECORD_DEFAULTS.get(k)) == v for k, v in expect.items())
+
+
+#: what a record written before a field existed ran with
+RECORD_DEFAULTS: dict[str, Any] = {"precision": "32-true"}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -167,9 +171,10 @@ def _budget_key(
     max_pairs: int | None,
     max_eval: int | None,
     featurizer: str | None = None,
+    precision: str = "32-true",
 ) -> dict[str, Any]:
     """What a finished cell's JSON must match to be skipped (one budget per results tree)."""
-    key: dict[str, Any] = {"epochs": epochs}
+    key: dict[str, Any] = {"epochs": epochs, "precision": precision}
     if featurizer is not None:
         key["featurizer"] = featurizer
     if protocol.runner == "dta":
@@ -235,8 +240,10 @@ def run_grid(
     log: Callable[[str], None] = print,
     max_pairs: int | None = None,
     max_eval_pairs: int | None = None,
+    precision: str = "32-true",
 ) -> list[dict[str, Any]]:
     """Run every missing cell of the grid; return the result records of all cells."""
+    check_precision(precision)
     unknown = [d for d in datasets if d not in protocol.datasets]
     if unknown:
         raise InvalidInputError(
@@ -279,7 +286,7 @@ def run_grid(
     expect = {
         m: {"n_estimators": RF_TREES, "featurizer": RF_FEATURES}
         if m in BASELINE_METHODS
-        else _budget_key(protocol, epochs, max_pairs, max_eval_pairs, feats[m])
+        else _budget_key(protocol, epochs, max_pairs, max_eval_pairs, feats[m], precision)
         for m in methods
     }
     command = " ".join(shlex.quote(a) for a in sys.argv)
@@ -307,6 +314,8 @@ def run_grid(
                 if epochs != protocol.epochs:
                     # a longer run's checkpoint must not stand in for a shorter budget
                     cell += f"-ep{epochs}"
+                if precision != "32-true" and method not in BASELINE_METHODS:
+                    cell += f"-{precision}"
                 run_dir = Path(work) / protocol.name / method / dataset / cell
                 with cell_lock(run_dir) as mine:
                     if not mine:
@@ -316,7 +325,14 @@ def run_grid(
                     if _done(result, expect[method]):
                         continue
                     cell_args = _Cell(
-                        protocol, method, dataset, seed, epochs, inits[method], feats[method]
+                        protocol,
+                        method,
+                        dataset,
+                        seed,
+                        epochs,
+                        inits[method],
+                        feats[method],
+                        "32-true" if method in BASELINE_METHODS else precision,
                     )
                     # the encoder's budget as loaded now (its pre-training may continue later)
                     budget = pretrain_budget(inits[method])
@@ -376,6 +392,7 @@ class _Cell:
     epochs: int
     init: str | None
     featurizer: str
+    precision: str = "32-true"
 
 
 def _run_cell(
@@ -403,6 +420,7 @@ def _run_cell(
         select_metric=p.metric,
         progress=progress,
         accelerator=accelerator,
+        precision=c.precision,
         extra={"protocol": p.name, "method": c.method},
     )
     graphs = state.graphs(c.featurizer)
@@ -427,6 +445,7 @@ def _run_cell(
         "split": p.split,
         "split_sizes": m["split_sizes"],
         "featurizer": c.featurizer,
+        "precision": c.precision,
         "init": cfg.init,
         "batch_size": p.batch_size,
         "lr": p.lr,
@@ -509,6 +528,7 @@ def _run_dta_cell(
         max_eval_pairs=max_eval_pairs,
         progress=progress,
         accelerator=accelerator,
+        precision=c.precision,
         extra={"protocol": p.name, "method": c.method},
         **DTA_MODEL,
     )
@@ -543,6 +563,7 @@ def _run_dta_cell(
         "split_sizes": m["split_sizes"],
         "ligands": data.ligands,
         "featurizer": c.featurizer,
+        "precision": c.precision,
         "model": {"num_layers": cfg.num_layers, "dim": cfg.dim, "mlp_hidden": cfg.mlp_hidden},
         "init": cfg.init,
         "batch_size": p.batch_size,

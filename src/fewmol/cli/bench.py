@@ -19,7 +19,7 @@ from fewmol.bench.multitask import MULTITASK, run_multitask_grid, write_multitas
 from fewmol.bench.protocols import PROTOCOLS, get_protocol
 from fewmol.bench.report import write_overview, write_report
 from fewmol.bench.run import run_grid
-from fewmol.cli.common import console, parse_seeds, split_list, user_errors
+from fewmol.cli.common import console, parse_seeds, precision_option, split_list, user_errors
 from fewmol.errors import InvalidInputError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -61,9 +61,15 @@ def run(
     ),
     data_dir: Path = typer.Option(None),
     accelerator: str = typer.Option("auto"),
+    precision: str = precision_option(),
     progress: bool = typer.Option(False),
 ) -> None:
-    """Run the missing cells of a protocol grid, then rewrite its results pages."""
+    """Run the missing cells of a protocol grid, then rewrite its results pages.
+
+    A results tree holds one budget per cell: another --epochs or --precision re-runs a
+    finished cell and replaces its record (use another --out to keep both). A precision other
+    than 32-true is recorded per cell and marked in the tables.
+    """
     with user_errors():
         if protocol.strip().lower() == MULTITASK.name:
             raise InvalidInputError(
@@ -86,6 +92,7 @@ def run(
             log=lambda s: console.print(s, highlight=False),
             max_pairs=max_pairs,
             max_eval_pairs=max_eval_pairs,
+            precision=precision,
         )
         console.print(f"results page: {write_report(proto, out)}")
         console.print(f"overview: {write_overview(out)}")

@@ -33,6 +33,15 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def precision_option() -> typer.models.OptionInfo:
+    """The --precision option every training command shares."""
+    return typer.Option(
+        "32-true",
+        help="Lightning precision: 32-true | bf16-mixed (about 1.8x faster training on CPUs "
+        "with AVX512-BF16 or AMX, and on recent GPUs) | 16-mixed (float16, for GPUs).",
+    )
+
+
 def is_ddp_child() -> bool:
     """True in the extra processes Lightning's DDP launcher starts (they re-run the command)."""
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"

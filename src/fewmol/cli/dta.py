@@ -6,11 +6,19 @@ from pathlib import Path
 
 import typer
 
-from fewmol.cli.common import console, err_console, is_ddp_child, split_list, user_errors
+from fewmol.cli.common import (
+    console,
+    err_console,
+    is_ddp_child,
+    precision_option,
+    split_list,
+    user_errors,
+)
 from fewmol.data.dta import DTA_DATASETS, MAX_LEN, load_dta
 from fewmol.dta.run import DTAConfig, train_dta
 from fewmol.errors import InvalidInputError
 from fewmol.io.modeldir import resolve_init
+from fewmol.training import check_precision
 
 
 def _int_list(value: str, flag: str) -> tuple[int, ...]:
@@ -61,6 +69,7 @@ def dta(
     devices: str = typer.Option("auto", help="Lightning devices, e.g. 1, 4 or auto."),
     strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp."),
     num_nodes: int = typer.Option(1, min=1),
+    precision: str = precision_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a drug–target affinity model; report test MSE and concordance index."""
@@ -105,6 +114,7 @@ def dta(
             devices=devices,
             strategy=strategy,
             num_nodes=num_nodes,
+            precision=check_precision(precision),
             progress=not quiet,
         )
         data = load_dta(name, data_dir, valid_fold=valid_fold, ligands=ligands)

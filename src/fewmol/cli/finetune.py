@@ -13,6 +13,7 @@ from fewmol.cli.common import (
     is_ddp_child,
     load_dataset,
     parse_seeds,
+    precision_option,
     report_bad_rows,
     split_list,
     user_errors,
@@ -110,6 +111,7 @@ def finetune(
     devices: str = typer.Option("auto", help="Lightning devices, e.g. 1, 4 or auto."),
     strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp."),
     num_nodes: int = typer.Option(1, min=1),
+    precision: str = precision_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fine-tune a GIN on DATA and write a model dir with metrics and predictions."""
@@ -148,6 +150,7 @@ def finetune(
                 devices=devices,
                 strategy=strategy,
                 num_nodes=num_nodes,
+                precision=precision,
                 progress=not quiet,
                 freeze_encoder=freeze_encoder,
                 unfreeze_after=unfreeze_after,

@@ -11,12 +11,14 @@ from fewmol.cli.common import (
     console,
     err_console,
     is_ddp_child,
+    precision_option,
     report_bad_rows,
     split_list,
     user_errors,
 )
 from fewmol.errors import InvalidInputError
 from fewmol.multitask.model import METHODS, STRUCTURED
+from fewmol.training import check_precision
 
 _GRAPH_METHODS = ("jaccard", "pearson", "mi")
 
@@ -80,6 +82,7 @@ def multitask(
     devices: str = typer.Option("auto", help="Lightning devices, e.g. 1, 4 or auto."),
     strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp."),
     num_nodes: int = typer.Option(1, min=1),
+    precision: str = precision_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a multi-task model (SGNN-EBM or a baseline) on DATA and write a model dir."""
@@ -140,6 +143,7 @@ def multitask(
             devices=devices,
             strategy=strategy,
             num_nodes=num_nodes,
+            precision=check_precision(precision),
             progress=not quiet,
             extra={
                 "data": data,

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import typer
 
-from fewmol.cli.common import console, err_console, is_ddp_child, report_bad_rows, user_errors
+from fewmol.cli.common import (
+    console,
+    err_console,
+    is_ddp_child,
+    precision_option,
+    report_bad_rows,
+    user_errors,
+)
 from fewmol.errors import InvalidInputError
 from fewmol.pretrain.data import METHODS_3D, PRETRAIN_METHODS, PretrainData, resolve_pretrain_data
 from fewmol.pretrain.run import PretrainConfig, prepare_data
@@ -81,6 +88,7 @@ def pretrain(
     devices: str = typer.Option("auto", help="Lightning devices, e.g. 1, 4 or auto."),
     strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp."),
     num_nodes: int = typer.Option(1, min=1),
+    precision: str = precision_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Pre-train a GIN encoder and write it as a dir for `fewmol finetune --init DIR`.
@@ -102,7 +110,8 @@ def pretrain(
             schnet_lr_scale=schnet_lr_scale, attrmask_ratio=attrmask_ratio,
             aug_strength=aug_strength, joao_gamma=joao_gamma,
             max_molecules=max_molecules, workers=workers, accelerator=accelerator,
-            devices=devices, strategy=strategy, num_nodes=num_nodes, progress=not quiet,
+            devices=devices, strategy=strategy, num_nodes=num_nodes, precision=precision,
+            progress=not quiet,
         )  # fmt: skip
         cfg.validate()  # bad flags fail before minutes of data preparation
         child = is_ddp_child()  # rank > 0 re-runs this command: rank 0 owns --out

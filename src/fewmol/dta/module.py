@@ -122,12 +122,12 @@ class DTAModule(L.LightningModule):
         self.eval_predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def forward(self, batch: PairBatch) -> torch.Tensor:
-        """Standardised outputs, one per pair (n_pairs,)."""
+        """Standardised outputs, one per pair (n_pairs,), float32 under any autocast."""
         d = batch.drugs
         return self.model(
             d.x, d.edge_index, d.edge_attr, d.batch, d.num_graphs, batch.drug_index,
             batch.proteins, batch.protein_lengths, batch.protein_index,
-        )  # fmt: skip
+        ).float()  # fmt: skip
 
     def to_output_scale(self, out: torch.Tensor) -> torch.Tensor:
         """Outputs in the affinity's units."""

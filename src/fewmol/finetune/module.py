@@ -98,8 +98,10 @@ class FinetuneModule(L.LightningModule):
 
     # ------------------------------------------------------------------ model calls
     def forward(self, batch: GraphBatch) -> torch.Tensor:
-        """Raw head outputs: logits or standardised values, (n_graphs, n_tasks)."""
-        return self.model(batch.x, batch.edge_index, batch.edge_attr, batch.batch, batch.num_graphs)
+        """Raw head outputs: logits or standardised values, (n_graphs, n_tasks), float32."""
+        # float32 whatever the autocast precision: losses, metrics and numpy need it
+        out = self.model(batch.x, batch.edge_index, batch.edge_attr, batch.batch, batch.num_graphs)
+        return out.float()
 
     def to_output_scale(self, out: torch.Tensor) -> torch.Tensor:
         """Probabilities (classification) or values in the original units (regression)."""

@@ -54,7 +54,7 @@ from fewmol.io.checkpoint import (
     write_text,
 )
 from fewmol.io.modeldir import build_model, encoder_hparams, git_commit, load_pretrained_encoder
-from fewmol.training import hardware, make_trainer
+from fewmol.training import check_precision, hardware, make_trainer
 
 
 @dataclass
@@ -82,6 +82,7 @@ class FinetuneConfig:
     devices: str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
+    precision: str = "32-true"  # Lightning precision: 32-true | bf16-mixed | 16-mixed
     progress: bool = True
     freeze_encoder: bool = False  # keep the --init encoder fixed (eval mode, no updates)
     unfreeze_after: int | None = None  # ... for this many epochs, then train it
@@ -111,6 +112,7 @@ class FinetuneConfig:
                 "--freeze-encoder / --unfreeze-after do not work with DDP strategies (DDP fixes "
                 "the trainable parameters when it starts); train on one device"
             )
+        check_precision(self.precision)
         if self.mc_dropout < 0:
             raise InvalidInputError(f"--mc-dropout must be >= 0, got {self.mc_dropout}")
         if self.mc_dropout and self.dropout <= 0:

@@ -98,6 +98,7 @@ class MultitaskConfig:
     devices: str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
+    precision: str = "32-true"  # Lightning precision: 32-true | bf16-mixed | 16-mixed
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

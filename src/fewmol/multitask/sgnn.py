@@ -48,6 +48,14 @@ class SGNNOutput:
     edge_pot: torch.Tensor | None = None
     """(B, M, C, C) log-potentials f_ij(x, c_i, c_j), edge m = (pairs[0, m], pairs[1, m])"""
 
+    def __post_init__(self) -> None:
+        # under bf16/fp16 autocast the energies, NCE and Gibbs sampling still run in float32
+        self.logits = self.logits.float()
+        if self.node_pot is not None:
+            self.node_pot = self.node_pot.float()
+        if self.edge_pot is not None:
+            self.edge_pot = self.edge_pot.float()
+
 
 class BroadcastMLP(nn.Module):
     """Two-layer MLP on the concatenation of parts that broadcast against each other.

@@ -255,7 +255,9 @@ class GraphMVPModule(PretrainModule):
         """GraphMVP loss (+ alpha3 x the 2D method's loss) on one batch."""
         view2d, graph2d, b3 = self.views(batch)
         x, y = self._embed(view2d, b3)
-        loss, mvp_parts = self.loss_fn(x, y)
+        # the contrastive and VRR terms in float32 even under bf16/fp16 autocast (--precision)
+        with torch.autocast(x.device.type, enabled=False):
+            loss, mvp_parts = self.loss_fn(x.float(), y.float())
         parts: Parts = {k: v for k, v in mvp_parts.items() if k != "loss"}
         if self.method is not None:
             l2d, logs = self.method.loss(self.encoder, graph2d, self.generator)

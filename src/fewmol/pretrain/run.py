@@ -52,12 +52,21 @@ from fewmol.pretrain.losses import CONTRASTIVE, GENERATIVE, GraphMVPLoss
 from fewmol.pretrain.methods import METHODS
 from fewmol.pretrain.methods.contextual import build_context_vocab
 from fewmol.pretrain.module import MASK_MODES, GraphMVPModule, Pretrain2DModule, PretrainModule
-from fewmol.training import hardware, make_trainer
+from fewmol.training import PRECISIONS, hardware, make_trainer
 
 #: the 2D method each GraphMVP variant adds (GraphMVP-G: AttrMask, GraphMVP-C: ContextPred)
 METHOD_2D = {"graphmvp-g": "attrmask", "graphmvp-c": "contextpred"}
 # settings that may change between a run and its resume
-_RESUMABLE = {"epochs", "progress", "workers", "accelerator", "devices", "strategy", "num_nodes"}
+_RESUMABLE = {
+    "epochs",
+    "progress",
+    "workers",
+    "accelerator",
+    "devices",
+    "strategy",
+    "num_nodes",
+    "precision",
+}
 
 
 @dataclass
@@ -105,6 +114,7 @@ class PretrainConfig:
     devices: str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
+    precision: str = "32-true"  # Lightning precision: 32-true | bf16-mixed | 16-mixed
     progress: bool = True
 
     def validate(self) -> None:
@@ -119,6 +129,7 @@ class PretrainConfig:
             one_of("--generative", self.generative, GENERATIVE),
             one_of("--mask-mode", self.mask_mode, MASK_MODES),
             one_of("--conf-sampling", self.conf_sampling, CONF_SAMPLING),
+            one_of("--precision", self.precision, PRECISIONS),
             (0.0 <= self.mask_ratio < 1, f"--mask-ratio must be in [0, 1), not {self.mask_ratio}"),
             (0.0 <= self.attrmask_ratio <= 1.0, "--attrmask-ratio must be in [0, 1]"),
             (0.0 <= self.aug_strength < 1.0, "--aug-strength must be in [0, 1)"),

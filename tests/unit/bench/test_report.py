@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from fewmol.bench.protocols import PROTOCOLS, get_protocol
-from fewmol.bench.report import aggregate, markdown_table, write_report
+from fewmol.bench.report import aggregate, caption, markdown_table, write_report
 
 
 def _record(tmp_path, protocol, dataset, seed, test, epochs=100):
@@ -64,6 +64,22 @@ def test_classification_table_in_percent_with_paper_row_and_epoch_notes():
     assert "65.0 ± 0.0 [10 ep] (n=1)" in text
     assert "| none (paper) | 65.4 (2.4) |" in text
     assert "(65.00 over 1)" in text  # no full average until every dataset is in
+
+
+def test_cells_trained_below_float32_are_marked():
+    proto = get_protocol("classification")
+    base = {"method": "none", "seed": 0, "epochs": 100, "wall_time_s": 1.0, "n_molecules": 5}
+    recs = [
+        {**base, "dataset": "bbbp", "test": 0.65},  # written before --precision: float32
+        {**base, "dataset": "bace", "test": 0.7, "precision": "bf16-mixed"},
+        {**base, "dataset": "sider", "test": 0.6, "precision": "32-true"},
+    ]
+    text = markdown_table(proto, recs)
+    assert "70.0 ± 0.0 [bf16-mixed] (n=1)" in text
+    assert "65.0 ± 0.0 (n=1)" in text and "60.0 ± 0.0 (n=1)" in text
+    assert text.count("[bf16-mixed]") == 1
+    assert "precision 32-true (bbbp, sider); bf16-mixed (bace)" in caption(proto, recs)
+    assert "precision" not in caption(proto, [recs[0], recs[2]])  # all float32: not mentioned
 
 
 def test_regression_report_keeps_units_and_is_deterministic(tmp_path):

@@ -22,12 +22,23 @@ def test_a_cell_is_done_only_with_the_same_budget(tmp_path: Path) -> None:
     assert _done(path, _budget_key(dta, 10, None, None))
     assert not _done(path, _budget_key(dta, 10, 200, None))  # a subsample is another budget
     assert not _done(path, _budget_key(dta, 20, None, None))
-    assert _budget_key(reg, 10, None, None) == {"epochs": 10}
+    assert _budget_key(reg, 10, None, None) == {"epochs": 10, "precision": "32-true"}
     path.write_text(json.dumps({"epochs": 10, "featurizer": "hu2019"}))
     assert _done(path, _budget_key(reg, 10, None, None, "hu2019"))
     assert not _done(path, _budget_key(reg, 10, None, None, "ogb"))  # another featuriser
     path.write_text("{not json")
     assert not _done(path, {"epochs": 10})
+
+
+def test_precision_is_part_of_a_cells_budget(tmp_path: Path) -> None:
+    reg, path = get_protocol("regression"), tmp_path / "seed0.json"
+    # records written before --precision existed ran in float32
+    path.write_text(json.dumps({"epochs": 10, "featurizer": "hu2019"}))
+    assert _done(path, _budget_key(reg, 10, None, None, "hu2019"))
+    assert not _done(path, _budget_key(reg, 10, None, None, "hu2019", "bf16-mixed"))
+    path.write_text(json.dumps({"epochs": 10, "featurizer": "hu2019", "precision": "bf16-mixed"}))
+    assert _done(path, _budget_key(reg, 10, None, None, "hu2019", "bf16-mixed"))
+    assert not _done(path, _budget_key(reg, 10, None, None, "hu2019"))
 
 
 def test_budget_of_an_encoder_without_pretraining_info(tmp_path: Path) -> None:
