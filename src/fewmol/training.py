@@ -18,7 +18,7 @@ def hardware() -> str:
 
 
 #: Lightning precisions a run may ask for. bf16-mixed autocasts matrix products to bfloat16
-#: (weights and optimiser stay float32): ~1.8x faster training on CPUs with AVX512-BF16 or AMX
+#: (weights and optimiser stay float32): ~1.6x faster fine-tuning on CPUs with AVX512-BF16 or AMX
 #: and on recent GPUs; 16-mixed is float16 with loss scaling (for GPUs).
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 

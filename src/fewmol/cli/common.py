@@ -37,7 +37,7 @@ def precision_option() -> typer.models.OptionInfo:
     """The --precision option every training command shares."""
     return typer.Option(
         "32-true",
-        help="Lightning precision: 32-true | bf16-mixed (about 1.8x faster training on CPUs "
+        help="Lightning precision: 32-true | bf16-mixed (~1.6x faster fine-tuning on CPUs "
         "with AVX512-BF16 or AMX, and on recent GPUs) | 16-mixed (float16, for GPUs).",
     )
 
