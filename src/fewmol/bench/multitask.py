@@ -57,7 +57,7 @@ from fewmol.io.modeldir import git_commit, git_dirty
 from fewmol.multitask.inputs import build_task_graph, load_input, resolve_split
 from fewmol.multitask.model import STRUCTURED
 from fewmol.multitask.run import MultitaskConfig, featurize_input, train_multitask
-from fewmol.training import hardware
+from fewmol.training import check_precision, hardware
 
 PROTOCOL = "multitask"
 
@@ -286,8 +286,10 @@ def run_multitask_grid(
     accelerator: str = "auto",
     log: Callable[[str], None] = print,
     protocol: MultitaskProtocol = MULTITASK,
+    precision: str = "32-true",
 ) -> list[dict[str, Any]]:
     """Run every missing (dataset, method, seed) cell; return the records of all its cells."""
+    check_precision(precision)
     methods = check_methods(methods or protocol.methods, protocol)
     datasets = check_datasets(datasets or protocol.datasets, protocol)
     seeds = list(dict.fromkeys(protocol.seeds if seeds is None else seeds))
@@ -304,7 +306,13 @@ def run_multitask_grid(
     featurizer = featurizer_for(init)
     suffix = f"@{init_label(init, budget)}" if init else ""
     model = model_settings()
-    expect = {"epochs": epochs, "init": init, "featurizer": featurizer, "model": model}
+    expect = {
+        "epochs": epochs,
+        "init": init,
+        "featurizer": featurizer,
+        "model": model,
+        "precision": precision,
+    }
     command = " ".join(shlex.quote(a) for a in sys.argv)
     # provenance is the code this process started with, not whatever HEAD is when a cell ends
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
@@ -333,7 +341,7 @@ def run_multitask_grid(
                     source = protocol.sources.get(dataset, dataset)
                     state = _DatasetState(source, data_dir, featurizer, workers)
                 _clear_other_budget(run_dir, {**expect, "method": label, "seed": seed})
-                cell = _Cell(label, method, dataset, seed, epochs, init, featurizer)
+                cell = _Cell(label, method, dataset, seed, epochs, init, featurizer, precision)
                 record = _run_cell(protocol, cell, state, run_dir, progress, accelerator, log)
                 record.update(
                     {
@@ -372,6 +380,7 @@ class _Cell:
     epochs: int
     init: str | None
     featurizer: str
+    precision: str = "32-true"
 
 
 def _run_cell(
@@ -398,6 +407,7 @@ def _run_cell(
         featurizer=c.featurizer,
         workers=state.workers,
         accelerator=accelerator,
+        precision=c.precision,
         progress=progress,
         extra={"protocol": PROTOCOL, "method": c.label, "dataset": c.dataset, "split": "random"},
         **{**MODEL, **({"noise": noise} if noise else {})},
@@ -434,6 +444,7 @@ def _run_cell(
         "split": "random 8-1-1",
         "split_sizes": m["split_sizes"],
         "featurizer": c.featurizer,
+        "precision": c.precision,
         "model": model_settings(),
         "gin": {"num_layers": enc["num_layers"], "dim": enc["dim"]},
         "init": c.init,

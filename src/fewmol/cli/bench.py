@@ -141,6 +141,7 @@ def multitask(
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
     accelerator: str = typer.Option("auto"),
+    precision: str = precision_option(),
     progress: bool = typer.Option(False),
 ) -> None:
     """Run the missing cells of the SGNN-EBM multi-task table, then rewrite its results page."""
@@ -158,6 +159,7 @@ def multitask(
             progress=progress,
             accelerator=accelerator,
             log=lambda s: console.print(s, highlight=False),
+            precision=precision,
         )
         console.print(f"results page: {write_multitask_report(out)}")
         console.print(f"overview: {write_overview(out)}")

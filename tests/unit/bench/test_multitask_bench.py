@@ -181,6 +181,23 @@ def test_another_epochs_budget_reruns_from_scratch(tmp_path, protocol, tiny_mode
     assert log["epoch"].tolist() == [1]
 
 
+def test_bf16_cells_rerun_float32_ones_and_are_marked(tmp_path, protocol, tiny_model) -> None:
+    def run(precision: str) -> dict:
+        mt.run_multitask_grid(
+            ["mtl"], [1], ["toy"], tmp_path / "r", tmp_path / "w", epochs=1,
+            accelerator="cpu", log=lambda s: None, protocol=protocol, precision=precision,
+        )  # fmt: skip
+        return json.loads((tmp_path / "r/multitask/mtl/toy/seed1.json").read_text())
+
+    first = run("32-true")
+    assert first["precision"] == "32-true"
+    bf16 = run("bf16-mixed")  # another budget: trained again, not skipped
+    assert bf16["precision"] == "bf16-mixed" and bf16["finished_utc"] >= first["finished_utc"]
+    assert bf16["test"] is not None
+    table = mt.results_table(protocol, mt.load_records(tmp_path / "r", "multitask"))
+    assert "[bf16-mixed]" in table
+
+
 def test_init_runs_go_to_their_own_method_dir(tmp_path, grid, protocol, tiny_model) -> None:
     results, work, _ = grid
     enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=16))
