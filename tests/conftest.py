@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny CSVs, the shared data root, and an isolated cache per test session."""
+"""Shared fixtures: one torch thread, tiny CSVs, the shared data root, an isolated cache."""
 
 from __future__ import annotations
 
@@ -9,10 +9,22 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One torch thread in every test (runs that are compared need identical arithmetic)."""
+    # also: subprocess runs use OMP_NUM_THREADS=1, and the suite stays fast beside a long job
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import fewmol.bench.run as bench_run
@@ -16,14 +15,6 @@ from fewmol.cli import app
 pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")]
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _args(out: Path, work: Path) -> list[str]:

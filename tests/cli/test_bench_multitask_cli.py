@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import fewmol.bench.multitask as mt
@@ -15,14 +14,6 @@ pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")
 
 runner = CliRunner()
 TINY_MODEL = {"num_layers": 1, "dim": 16, "task_dim": 4, "state_dim": 4, "sgnn_hidden": 8}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _bench(tmp_path, *args: str):

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from fewmol.cli import app
@@ -18,14 +17,6 @@ TINY += ["--protein-filters", "8,8,8", "--protein-kernel", "4", "--mlp-hidden", 
 TINY += ["--max-len", "200", "--batch-size", "64", "--max-eval-pairs", "200"]
 TINY += ["--accelerator", "cpu", "-q"]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _user_error(result, fragment: str) -> None:

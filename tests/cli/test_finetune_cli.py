@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from fewmol.cli import app
@@ -30,14 +29,6 @@ SUMMARY = (
     "1 row without labels, 1 duplicate); see bad_rows.csv"
 )
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _finetune(*args: str):

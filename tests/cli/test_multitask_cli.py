@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from rdkit import Chem
 from typer.testing import CliRunner
 
@@ -26,14 +25,6 @@ SMALL += ["--accelerator", "cpu", "--task-dim", "8", "--state-dim", "8", "--sgnn
 SMALL += ["--gibbs-sweeps", "8", "--gibbs-chains", "2", "--dropout", "0"]
 TWO_EPOCHS = ["--epochs", "2", *SMALL]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

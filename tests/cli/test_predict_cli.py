@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from fewmol.cli import app
@@ -24,14 +23,6 @@ SMALL += ["--accelerator", "cpu", "--split", "random", "--dropout", "0"]
 TASKS = ["Acid (active=1)", "N-count > 0 [class]"]
 INVALID = [43, 47, 51, 55]  # bad SMILES and the empty one; duplicates / unlabelled rows are fine
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _ok(args: list[str]):

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from rdkit import Chem
 from typer.testing import CliRunner
 
@@ -37,14 +36,6 @@ CHIRAL = [
     "F/C=C/[C@H](Cl)Br",
 ]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _ok(args: list) -> None:

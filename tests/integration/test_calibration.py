@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
@@ -21,14 +20,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Total length of `DataLoader`.*"),
 ]
 TARGET = 0.9
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

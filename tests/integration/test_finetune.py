@@ -30,15 +30,6 @@ TINY_REG = Path(__file__).resolve().parents[1] / "data" / "tiny_regression.csv"
 SMALL = {"num_layers": 2, "dim": 32, "batch_size": 16, "progress": False, "accelerator": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine is shared with a long job: one torch thread keeps epochs ~0.1 s."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _cfg(**kw) -> FinetuneConfig:
     return FinetuneConfig(**{**SMALL, **kw})
 

@@ -26,14 +26,6 @@ TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
 SMALL = {"num_layers": 2, "dim": 32, "batch_size": 16, "progress": False, "accelerator": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     """An encoder dir as `fewmol pretrain` writes it (random weights, non-trivial BN stats)."""

@@ -34,14 +34,6 @@ PRETRAIN_TINY = [
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_bf16_finetune_learns_like_float32(tmp_path: Path) -> None:
     table = read_table(TINY)
     split = make_split("random", table.smiles, seed=0)

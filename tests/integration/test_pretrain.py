@@ -25,15 +25,6 @@ TINY_RUN = [
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Identical arithmetic between the runs compared below."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _pretrain(*args: str | Path) -> str:
     result = runner.invoke(app, ["pretrain", *TINY_RUN, *[str(a) for a in args]])
     assert result.exit_code == 0, result.output

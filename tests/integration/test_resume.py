@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import fewmol.io.checkpoint as ckpt_mod
@@ -46,15 +45,6 @@ ARGS = [
     "-q",
 ]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Same thread count here and in the subprocess (OMP_NUM_THREADS=1): identical numbers."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _fewmol_exe() -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from rdkit import Chem
 
 import fewmol.bench.multitask as mt
@@ -39,14 +38,6 @@ TINY_MODEL = {
     "gibbs_chains": 1,
 }
 GRID_METHODS = ["mtl", "sgnn-ebm-fixed", "sgnn-ebm"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

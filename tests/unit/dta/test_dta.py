@@ -38,14 +38,6 @@ TINY = DTAConfig(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture
 def davis(shared_data: Path) -> DTAData:
     return load_dta("davis", shared_data)

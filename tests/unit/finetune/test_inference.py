@@ -15,14 +15,6 @@ from fewmol.io.modeldir import build_model, encoder_hparams
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC", "OC(=O)c1ccccc1", "C#N"] * 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _module(seed: int, dropout: float = 0.3, task: str = "regression") -> FinetuneModule:
     torch.manual_seed(seed)
     cfg = {

@@ -10,7 +10,6 @@ may come near T x T elements.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -19,14 +18,6 @@ from fewmol.multitask.sgnn import StructuredHead
 from fewmol.multitask.sgnn_ebm import GibbsSampler, nce_loss
 
 B, MOL = 2, 4
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 class _Record(TorchDispatchMode):

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from fewmol.multitask.sgnn import StructuredHead, undirected_pairs
 from fewmol.multitask.task_embed import TaskGCN
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _random_graph(t: int, m: int, seed: int = 0) -> np.ndarray:

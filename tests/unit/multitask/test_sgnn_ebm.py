@@ -22,15 +22,6 @@ from fewmol.multitask.sgnn_ebm import (
     nce_loss,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # A 2-variable model with hand-computable joint: p(y1, y2) ∝ n1(y1) n2(y2) e(y1, y2)^λ.
 N1, N2 = [0.3, 0.7], [0.6, 0.4]
 E12 = [[0.4, 0.1], [0.2, 0.3]]
