@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shlex
 import sys
 import tempfile
 import time
@@ -55,8 +56,13 @@ def moses_sample(n: int, data_dir: Path) -> list[str]:
     return table.smiles
 
 
-def measure(module, data: PretrainData, batch_size: int, steps: int) -> tuple[float, float]:
-    """(molecules/s, steps/s) over ``steps`` optimisation steps after 2 warm-up steps."""
+def measure(
+    module, data: PretrainData, batch_size: int, steps: int, precision: str = "32-true"
+) -> tuple[float, float]:
+    """(molecules/s, steps/s) over ``steps`` optimisation steps after 2 warm-up steps.
+
+    ``bf16-mixed`` runs the loss under CPU bfloat16 autocast, as Lightning's plugin does.
+    """
     use_3d = module.__class__.__name__ == "GraphMVPModule"
     loader = PretrainDataModule(data, batch_size, seed=0, use_3d=use_3d).train_dataloader()
     batches = itertools.cycle(loader)
@@ -65,7 +71,8 @@ def measure(module, data: PretrainData, batch_size: int, steps: int) -> tuple[fl
 
     def step() -> int:
         batch = next(batches)
-        loss, _ = module.compute_loss(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            loss, _ = module.compute_loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -89,6 +96,12 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="32,256")
     ap.add_argument("--methods", default="graphmvp,attrmask,contextpred")
     ap.add_argument("--workers", type=int, default=2, help="conformer processes")
+    ap.add_argument("--note", default="", help="Other load on the machine during the run.")
+    ap.add_argument(
+        "--precisions",
+        default="32-true",
+        help="32-true and/or bf16-mixed; more than one writes the pretrain_precision section",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print, do not write speed.md")
     ap.add_argument(
         "--data-dir", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -98,6 +111,10 @@ def main() -> None:
     if methods == ["all"]:
         methods = list(PRETRAIN_METHODS)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if not set(precisions) <= {"32-true", "bf16-mixed"}:
+        raise SystemExit(f"--precisions: 32-true and/or bf16-mixed, got {args.precisions}")
+    compare = len(precisions) > 1
 
     smiles = moses_sample(args.n, args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,21 +135,27 @@ def main() -> None:
             modules[m] = build_module(cfg, data[m])
         d3 = next((data[m] for m in methods if m in METHODS_3D), None)
         n_mols = len(next(iter(data.values())))
-        results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        results: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
         for _ in range(args.repeats):
             for bs in sizes:
                 for m in methods:
-                    rate = measure(modules[m], data[m], bs, args.steps)
-                    results.setdefault((m, bs), []).append(rate)
-                    print(f"{m} batch {bs}: {rate[0]:.1f} mol/s, {rate[1]:.2f} steps/s", flush=True)
+                    for prec in precisions:
+                        rate = measure(modules[m], data[m], bs, args.steps, prec)
+                        results.setdefault((m, bs, prec), []).append(rate)
+                        print(
+                            f"{m} batch {bs} {prec}: {rate[0]:.1f} mol/s, {rate[1]:.2f} steps/s",
+                            flush=True,
+                        )
 
     rows = []
-    for (m, bs), rates in results.items():
+    for (m, bs, prec), rates in results.items():
         mol = np.array([r[0] for r in rates])
         stp = np.array([r[1] for r in rates])
         n_par = sum(p.numel() for p in modules[m].parameters())
+        base = np.median([r[0] for r in results[(m, bs, precisions[0])]])
+        extra = f" {prec} | {np.median(mol) / base:.2f}x |" if compare else ""
         rows.append(
-            f"| {m} | {bs} | {np.median(mol):,.0f} | {mol.min():,.0f}-{mol.max():,.0f} | "
+            f"| {m} | {bs} |{extra} {np.median(mol):,.0f} | {mol.min():,.0f}-{mol.max():,.0f} | "
             f"{np.median(stp):.2f} | {n_par:,} |"
         )
     if d3 is not None:
@@ -143,28 +166,39 @@ def main() -> None:
         )
     else:
         confs = "(2D methods only: no conformers)"
+    title = "Pre-training throughput" + (" by precision" if compare else "")
+    head = "| method | batch |" + (f" precision | vs {precisions[0]} |" if compare else "")
+    head += " median mol/s | range | steps/s | parameters |"
     body = "\n".join(
         [
-            "## Pre-training throughput (`benchmarks/speed/pretrain_speed.py`)",
+            f"## {title} (`benchmarks/speed/pretrain_speed.py`)",
             "",
             f"{n_mols} MOSES molecules (fixed-seed sample) {confs}, heavy atoms. "
             "GIN 5 x 300, SchNet 128 x 6 (output 300), mask "
             f"ratio 0.15, EBM-NCE + VRR; one step = collate + forward + backward + Adam. "
             f"{args.steps} steps per measurement, {args.repeats} interleaved repeats "
-            "(median, range). Parameters include SchNet and the VRR / method heads.",
+            "(median, range). Parameters include SchNet and the VRR / method heads."
+            + (
+                " bf16-mixed: the step's forward under CPU bfloat16 autocast (Lightning's "
+                "`--precision bf16-mixed`); the GraphMVP losses stay float32."
+                if compare
+                else ""
+            )
+            + (f" {args.note}" if args.note else ""),
             "",
-            "| method | batch | median mol/s | range | steps/s | parameters |",
-            "|---|---|---|---|---|---|",
+            head,
+            "|" + "---|" * (head.count("|") - 1),
             *rows,
             "",
-            provenance("python benchmarks/speed/pretrain_speed.py " + " ".join(sys.argv[1:])),
+            provenance("python benchmarks/speed/pretrain_speed.py " + shlex.join(sys.argv[1:])),
         ]
     )
     if args.dry_run:
         print(body)
     else:
-        write_section("pretrain", body)
-        print("wrote the pretrain section of benchmarks/results/speed.md")
+        section = "pretrain_precision" if compare else "pretrain"
+        write_section(section, body)
+        print(f"wrote the {section} section of benchmarks/results/speed.md")
 
 
 if __name__ == "__main__":
