@@ -42,6 +42,10 @@ def result_path(results: Path, protocol: str, method: str, dataset: str, seed: i
     return Path(results) / protocol / method / dataset / f"seed{seed}.json"
 
 
+#: what a record written before a field existed ran with
+RECORD_DEFAULTS: dict[str, Any] = {"precision": "32-true"}
+
+
 def _done(path: Path, expect: dict[str, Any]) -> bool:
     """Whether a cell's JSON exists and was run with the budget ``expect`` (epochs, pairs)."""
     if not path.exists():
@@ -51,10 +55,6 @@ def _done(path: Path, expect: dict[str, Any]) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return all(rec.get(k, RECORD_DEFAULTS.get(k)) == v for k, v in expect.items())
-
-
-#: what a record written before a field existed ran with
-RECORD_DEFAULTS: dict[str, Any] = {"precision": "32-true"}
 
 
 def _pid_alive(pid: int) -> bool:
