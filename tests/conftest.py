@@ -7,9 +7,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -57,6 +59,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data not available")
     return SHARED_DATA
+
+
+#: `fewmol pretrain` settings for a run of seconds (tests add --data, --method, --epochs, --out)
+TINY_PRETRAIN = [
+    "--max-molecules", "24", "--num-confs", "2", "--workers", "0", "--batch-size", "8",
+    "--num-layers", "2", "--hidden", "32", "--schnet-hidden", "16", "--schnet-interactions",
+    "2", "--accelerator", "cpu", "-q",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def run_pretrain() -> Callable[..., Any]:
+    """Invoke `fewmol pretrain` with tiny model and data settings plus the given arguments."""
+    from fewmol.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str | Path) -> Any:  # typer's CliRunner result
+        return runner.invoke(app, ["pretrain", *TINY_PRETRAIN, *[str(a) for a in args]])
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,7 @@ from fewmol.pretrain.data import PRETRAIN_METHODS
 pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")]
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
-TINY_RUN = [
-    "--max-molecules", "24", "--num-confs", "2", "--workers", "0", "--batch-size", "8",
-    "--num-layers", "2", "--hidden", "32", "--schnet-hidden", "16", "--schnet-interactions",
-    "2", "--accelerator", "cpu", "-q",
-]  # fmt: skip
 runner = CliRunner()
-
-
-def _run(*args: str | Path):
-    return runner.invoke(app, ["pretrain", *TINY_RUN, *[str(a) for a in args]])
 
 
 # the 2D baselines of issue 7 get a shorter smoke run below (1 epoch, 20 molecules)
@@ -33,9 +24,9 @@ NEW_2D = ("edgepred", "infograph", "gpt-gnn", "graphlog", "g-contextual", "g-mot
 
 
 @pytest.mark.parametrize("method", [m for m in PRETRAIN_METHODS if m not in NEW_2D])
-def test_each_method_writes_an_encoder_dir_that_finetune_loads(tmp_path, method):
+def test_each_method_writes_an_encoder_dir_that_finetune_loads(tmp_path, method, run_pretrain):
     pre = tmp_path / "pre"
-    result = _run("--method", method, "--data", TINY, "--epochs", "2", "--out", pre)
+    result = run_pretrain("--method", method, "--data", TINY, "--epochs", "2", "--out", pre)
     assert result.exit_code == 0, result.output
     assert f"pre-trained {method}: 2 epochs on 24 molecules" in result.stdout
     assert "molecules/s" in result.stdout
@@ -112,21 +103,21 @@ def test_excluded_molecules_are_reported(tmp_path):
     assert pd.read_csv(out / "excluded.csv")["index"].tolist() == [2]
 
 
-def test_user_errors_exit_2(tmp_path):
-    result = _run("--method", "graphcl2", "--data", TINY, "--out", tmp_path / "a")
+def test_user_errors_exit_2(tmp_path, run_pretrain):
+    result = run_pretrain("--method", "graphcl2", "--data", TINY, "--out", tmp_path / "a")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "graphmvp, graphmvp-g, graphmvp-c, attrmask, contextpred" in result.stderr
-    result = _run("--data", tmp_path / "missing.csv", "--out", tmp_path / "b")
+    result = run_pretrain("--data", tmp_path / "missing.csv", "--out", tmp_path / "b")
     assert result.exit_code == 2 and "neither a file" in result.stderr
-    result = _run("--contrastive", "cosine", "--out", tmp_path / "c")
+    result = run_pretrain("--contrastive", "cosine", "--out", tmp_path / "c")
     assert result.exit_code == 2 and "ebm_nce, infonce" in result.stderr
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_text("")
-    result = _run("--method", "attrmask", "--data", TINY, "--out", tmp_path / "d")
+    result = run_pretrain("--method", "attrmask", "--data", TINY, "--out", tmp_path / "d")
     assert result.exit_code == 2 and "--resume" in result.stderr
-    result = _run("--method", "attrmask", "--data", tmp_path, "--out", tmp_path / "e")
+    result = run_pretrain("--method", "attrmask", "--data", tmp_path, "--out", tmp_path / "e")
     assert result.exit_code == 2 and "not a conformer store" in result.stderr
-    result = _run(
+    result = run_pretrain(
         "--method", "joao", "--aug-strength", "1.5", "--data", TINY, "--out", tmp_path / "f"
     )
     assert result.exit_code == 2 and "--aug-strength" in result.stderr

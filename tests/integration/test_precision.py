@@ -26,11 +26,6 @@ pytestmark = [
 ]
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
-PRETRAIN_TINY = [
-    "--data", str(TINY), "--max-molecules", "24", "--num-confs", "2", "--workers", "0",
-    "--batch-size", "8", "--num-layers", "2", "--hidden", "32", "--schnet-hidden", "16",
-    "--schnet-interactions", "2", "--accelerator", "cpu", "-q",
-]  # fmt: skip
 runner = CliRunner()
 
 
@@ -60,10 +55,12 @@ def test_bf16_finetune_learns_like_float32(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("method", PRETRAIN_METHODS)
-def test_every_pretraining_method_trains_under_bf16(method: str, tmp_path: Path) -> None:
+def test_every_pretraining_method_trains_under_bf16(
+    method: str, tmp_path: Path, run_pretrain
+) -> None:
     out = tmp_path / method
-    args = ["pretrain", *PRETRAIN_TINY, "--method", method, "--epochs", "2"]
-    result = runner.invoke(app, [*args, "--precision", "bf16-mixed", "--out", str(out)])
+    args = ["--data", TINY, "--method", method, "--epochs", "2", "--precision", "bf16-mixed"]
+    result = run_pretrain(*args, "--out", out)
     assert result.exit_code == 0, result.output
     log = pd.read_csv(out / "pretrain_log.csv")
     assert len(log) == 2 and np.isfinite(log["loss"]).all()
@@ -71,12 +68,12 @@ def test_every_pretraining_method_trains_under_bf16(method: str, tmp_path: Path)
     assert config["pretraining"]["precision"] == "bf16-mixed"
 
 
-def test_graphmvp_loss_stays_float32_under_bf16(tmp_path: Path) -> None:
+def test_graphmvp_loss_stays_float32_under_bf16(tmp_path: Path, run_pretrain) -> None:
     # a bf16 loss has 8 significant bits: the logged per-batch contrastive values would be
     # multiples of 2**-7 near 1-2; float32 losses are not
     out = tmp_path / "g"
-    args = ["pretrain", *PRETRAIN_TINY, "--method", "graphmvp", "--epochs", "1", "--batch-size"]
-    result = runner.invoke(app, [*args, "24", "--precision", "bf16-mixed", "--out", str(out)])
+    args = ["--data", TINY, "--method", "graphmvp", "--epochs", "1", "--batch-size", "24"]
+    result = run_pretrain(*args, "--precision", "bf16-mixed", "--out", out)
     assert result.exit_code == 0, result.output
     value = float(pd.read_csv(out / "pretrain_log.csv")["contrastive"].iloc[0])
     assert value != float(torch.tensor(value).to(torch.bfloat16)), value

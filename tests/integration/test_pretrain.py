@@ -17,28 +17,29 @@ from fewmol.io.checkpoint import load_tensors
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:.*treespec.*")]
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
-TINY_RUN = [
-    "--data", str(TINY), "--max-molecules", "24", "--num-confs", "2", "--workers", "0",
-    "--batch-size", "8", "--num-layers", "2", "--hidden", "32", "--schnet-hidden", "16",
-    "--schnet-interactions", "2", "--accelerator", "cpu", "-q",
-]  # fmt: skip
 runner = CliRunner()
 
 
-def _pretrain(*args: str | Path) -> str:
-    result = runner.invoke(app, ["pretrain", *TINY_RUN, *[str(a) for a in args]])
-    assert result.exit_code == 0, result.output
-    return result.output
+@pytest.fixture
+def pretrain(run_pretrain):
+    """`fewmol pretrain` on tiny.csv that must succeed; returns its output."""
+
+    def run(*args: str | Path) -> str:
+        result = run_pretrain("--data", TINY, *args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
 
 
-def test_resumed_run_matches_an_unbroken_one(tmp_path):
+def test_resumed_run_matches_an_unbroken_one(tmp_path, pretrain, run_pretrain):
     full, part = tmp_path / "full", tmp_path / "part"
     # graphmvp-g: shuffling, conformer choice, atom masks, AttrMask masks and VRR noise all
     # have to continue exactly where the stopped run left them
-    _pretrain("--method", "graphmvp-g", "--epochs", "4", "--out", full)
-    _pretrain("--method", "graphmvp-g", "--epochs", "2", "--out", part)  # "killed" after 2
+    pretrain("--method", "graphmvp-g", "--epochs", "4", "--out", full)
+    pretrain("--method", "graphmvp-g", "--epochs", "2", "--out", part)  # "killed" after 2
     assert json.loads((part / "config.json").read_text())["epochs_done"] == 2
-    _pretrain("--method", "graphmvp-g", "--epochs", "4", "--resume", "--out", part)
+    pretrain("--method", "graphmvp-g", "--epochs", "4", "--resume", "--out", part)
     a, b = pd.read_csv(full / "pretrain_log.csv"), pd.read_csv(part / "pretrain_log.csv")
     assert a["epoch"].tolist() == b["epoch"].tolist() == [1, 2, 3, 4]
     losses = [c for c in a.columns if c not in ("time_s", "mol_per_s")]
@@ -50,16 +51,16 @@ def test_resumed_run_matches_an_unbroken_one(tmp_path):
     assert cfg["complete"] is True and cfg["epochs_done"] == 4
 
     # resuming with other settings is refused
-    result = runner.invoke(
-        app, ["pretrain", *TINY_RUN, "--method", "graphmvp-g", "--epochs", "5", "--resume",
-              "--alpha2", "0.5", "--out", str(part)],
+    result = run_pretrain(
+        "--data", TINY, "--method", "graphmvp-g", "--epochs", "5", "--resume", "--alpha2", "0.5",
+        "--out", part,
     )  # fmt: skip
     assert result.exit_code == 2 and "alpha2" in result.output
 
 
-def test_finetune_starts_from_the_pretrained_encoder(tmp_path, tiny_csv):
+def test_finetune_starts_from_the_pretrained_encoder(tmp_path, tiny_csv, pretrain):
     pre, ft = tmp_path / "pre", tmp_path / "ft"
-    _pretrain("--method", "graphmvp", "--epochs", "1", "--out", pre)
+    pretrain("--method", "graphmvp", "--epochs", "1", "--out", pre)
     # lr 0: the fine-tuned weights stay the initial ones, so they must equal the encoder's
     args = ["finetune", str(tiny_csv), "--init", str(pre), "--epochs", "1", "--lr", "0"]
     args += ["--num-layers", "2", "--hidden", "32", "--accelerator", "cpu", "-q"]
@@ -74,13 +75,13 @@ def test_finetune_starts_from_the_pretrained_encoder(tmp_path, tiny_csv):
 
 
 @pytest.mark.parametrize("method", ["joao", "graphlog"])
-def test_per_epoch_method_state_survives_a_resume(tmp_path, method):
+def test_per_epoch_method_state_survives_a_resume(tmp_path, method, pretrain):
     # JOAO's augmentation distribution and GraphLoG's prototypes change at epoch ends; the
     # checkpoint written after an epoch must already hold the updated state
     full, part = tmp_path / "full", tmp_path / "part"
-    _pretrain("--method", method, "--epochs", "3", "--out", full)
-    _pretrain("--method", method, "--epochs", "1", "--out", part)
-    _pretrain("--method", method, "--epochs", "3", "--resume", "--out", part)
+    pretrain("--method", method, "--epochs", "3", "--out", full)
+    pretrain("--method", method, "--epochs", "1", "--out", part)
+    pretrain("--method", method, "--epochs", "3", "--resume", "--out", part)
     a, b = pd.read_csv(full / "pretrain_log.csv"), pd.read_csv(part / "pretrain_log.csv")
     values = [c for c in a.columns if c not in ("time_s", "mol_per_s")]
     np.testing.assert_allclose(a[values].to_numpy(), b[values].to_numpy(), rtol=0, atol=1e-6)
