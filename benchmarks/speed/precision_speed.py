@@ -10,6 +10,7 @@ Usage: python benchmarks/speed/precision_speed.py [--epochs 3] [--repeats 2]
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -89,10 +90,7 @@ def main() -> None:
         "|---|---|---|---|---|---|\n"
         + "\n".join(lines)
         + "\n\n"
-        + provenance(
-            f"python benchmarks/speed/precision_speed.py --epochs {args.epochs} "
-            f"--repeats {args.repeats}" + (f' --note "{args.note}"' if args.note else "")
-        )
+        + provenance("python benchmarks/speed/precision_speed.py " + shlex.join(sys.argv[1:]))
     )
     print(body)
     write_section("precision", body)

@@ -46,7 +46,7 @@ def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra
         "devices": cfg.devices,
         "strategy": cfg.strategy,
         "num_nodes": cfg.num_nodes,
-        "precision": check_precision(getattr(cfg, "precision", "32-true")),
+        "precision": check_precision(cfg.precision),
         "logger": False,
         "enable_checkpointing": False,
         "enable_model_summary": False,
