@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from typing import Any
 
@@ -30,6 +31,16 @@ def check_precision(precision: str) -> str:
             f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
     return precision
+
+
+def inference_autocast(precision: str, device: str = "cpu") -> Any:
+    """The autocast context a precision implies for inference (a no-op for 32-true)."""
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(
+        check_precision(precision)
+    )
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device, dtype=dtype)
 
 
 def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra: Any) -> L.Trainer:

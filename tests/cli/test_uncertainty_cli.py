@@ -264,6 +264,8 @@ def test_interrupted_predict_resumes(reg_mc, reg_ens, big_input, tmp_path, monke
     _user_error(args, "1 finished chunks", "--resume")
     other = ["predict", reg_ens, big_input, "--out", out, "--chunk-size", "256", "--resume"]
     _user_error(other, "different", "model")
+    bf16 = [*args, "--resume", "--precision", "bf16-mixed"]
+    _user_error(bf16, "different", "precision")  # chunks of two precisions never mix
     result = _ok([*args, "--resume"])
     assert "resuming at input row 256" in " ".join(result.stderr.split())
     full = predict_table(reg_mc, read_smiles(big_input))
@@ -318,3 +320,40 @@ def test_bad_predict_flags_exit_2(reg_ens, tmp_path) -> None:
     _user_error([*base, "--chunk-size", "0"], "--chunk-size")
     _user_error([*base, "--members-out", tmp_path / "m.txt"], "--members-out must end in .csv")
     _user_error(["embed", reg_ens, TINY_REG, "--out", tmp_path / "e.txt"], ".parquet or .csv")
+    _user_error([*base, "--precision", "fp8"], "--precision must be one of", "bf16-mixed")
+    _user_error(
+        ["embed", reg_ens, TINY_REG, "--out", tmp_path / "e.csv", "--precision", "64"],
+        "--precision must be one of",
+    )
+
+
+@pytest.mark.parametrize("model", ["reg_mc", "reg_ens"])
+def test_bf16_predict_is_close_to_float32(model, request, tmp_path) -> None:
+    """bf16 autocast changes the outputs (it is applied) but only in the low digits."""
+    path = request.getfixturevalue(model)
+    outs = {}
+    for prec in ("32-true", "bf16-mixed"):
+        out = tmp_path / f"{prec}.csv"
+        _ok(["predict", path, TINY_REG, "--out", out, "-q", "--precision", prec])
+        outs[prec] = pd.read_csv(out)
+    a, b = outs["32-true"], outs["bf16-mixed"]
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    pred = [c for c in a.columns if c.endswith("_pred")]
+    assert not np.allclose(a[pred], b[pred], rtol=0, atol=1e-7, equal_nan=True)
+    # logP values of about -2..8: bf16's 8-bit mantissa keeps them within a few hundredths
+    np.testing.assert_allclose(a[pred], b[pred], rtol=0, atol=0.1)
+    assert (a["valid"] == b["valid"]).all()
+
+
+def test_bf16_embed_is_close_to_float32(cls_model, tmp_path) -> None:
+    embs = {}
+    for prec in ("32-true", "bf16-mixed"):
+        out = tmp_path / f"{prec}.parquet"
+        _ok(["embed", cls_model, TINY, "--out", out, "-q", "--precision", prec])
+        embs[prec] = pd.read_parquet(out).filter(like="emb_").to_numpy()
+    a, b = embs["32-true"], embs["bf16-mixed"]
+    ok = ~np.isnan(a).any(1)
+    assert ok.sum() > 10 and (np.isnan(b).any(1) == ~ok).all()
+    assert not np.array_equal(a[ok], b[ok])
+    rel = np.linalg.norm(a[ok] - b[ok], axis=1) / np.linalg.norm(a[ok], axis=1)
+    assert rel.max() < 0.05, rel.max()

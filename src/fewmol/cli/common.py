@@ -42,6 +42,16 @@ def precision_option() -> typer.models.OptionInfo:
     )
 
 
+def inference_precision_option() -> typer.models.OptionInfo:
+    """The --precision option of predict and embed."""
+    return typer.Option(
+        "32-true",
+        help="Inference precision: 32-true | bf16-mixed (bfloat16 autocast: 1.2-1.4x faster "
+        "end to end on CPUs with AVX512-BF16 or AMX; probabilities within 0.01 of float32) | "
+        "16-mixed.",
+    )
+
+
 def is_ddp_child() -> bool:
     """True in the extra processes Lightning's DDP launcher starts (they re-run the command)."""
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fewmol.cli.common import console, err_console, user_errors
+from fewmol.cli.common import console, err_console, inference_precision_option, user_errors
 from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, embed_file
 
 
@@ -22,6 +22,7 @@ def embed(
     resume: bool = typer.Option(False, help="Continue an interrupted run into the same --out."),
     force: bool = typer.Option(False, help="Discard the chunks of an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    precision: str = inference_precision_option(),
 ) -> None:
     """Write the pooled GIN embedding of every row of INPUT (invalid rows: NaN, flagged)."""
     with user_errors():
@@ -35,6 +36,7 @@ def embed(
             resume=resume,
             force=force,
             progress=not quiet,
+            precision=precision,
         )
         invalid = stats.rows - stats.valid
         if invalid:

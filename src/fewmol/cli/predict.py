@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fewmol.cli.common import console, err_console, user_errors
+from fewmol.cli.common import console, err_console, inference_precision_option, user_errors
 from fewmol.cli.multitask import predict_multitask
 from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, predict_file
 from fewmol.multitask.predict import is_multitask_dir
@@ -27,6 +27,7 @@ def predict(
     resume: bool = typer.Option(False, help="Continue an interrupted run into the same --out."),
     force: bool = typer.Option(False, help="Discard the chunks of an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    precision: str = inference_precision_option(),
 ) -> None:
     """Predict every task for every row of INPUT, with uncertainty and applicability domain.
 
@@ -35,6 +36,8 @@ def predict(
     ad_max_tanimoto, ad_nearest_distance, ad_in_domain.
     """
     if is_multitask_dir(model_dir):  # `fewmol multitask` dirs: Gibbs marginals / sigmoids
+        if precision != "32-true":
+            err_console.print("note: multi-task models predict in float32; --precision ignored")
         return predict_multitask(model_dir, input, out, smiles_col, workers)
     with user_errors():
         stats = predict_file(
@@ -48,6 +51,7 @@ def predict(
             resume=resume,
             force=force,
             progress=not quiet,
+            precision=precision,
             on_note=lambda note: err_console.print(f"note: {note}", markup=False),
         )
         n_rows = stats.resumed_from + stats.rows

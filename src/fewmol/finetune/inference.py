@@ -21,6 +21,7 @@ from fewmol.data.collate import GraphSet
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.modeldir import load_model
 from fewmol.models.gin import GINEncoder
+from fewmol.training import inference_autocast
 
 BATCH_ROWS = 256
 
@@ -88,13 +89,16 @@ def run_inference(
     seed: int = 0,
     embed: bool = False,
     batch_rows: int = BATCH_ROWS,
+    precision: str = "32-true",
 ) -> Inference:
     """Predict every graph with every module (CPU); ``keys`` are the graphs' input rows.
 
     ``mc_samples`` > 0 runs that many dropout-on passes per member (their mean is the member's
     prediction); the spread is the std over all members x passes. ``embed`` also returns
-    member 0's pooled embedding from a deterministic pass.
+    member 0's pooled embedding from a deterministic pass. ``precision`` ``bf16-mixed`` (or
+    ``16-mixed``) runs the networks under autocast; outputs are returned in float32/64.
     """
+    autocast = inference_autocast(precision)
     n = len(graphs)
     keys = np.arange(n, dtype=np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
     n_tasks = modules[0].model.head.n_tasks
@@ -112,18 +116,22 @@ def run_inference(
         for m, mod in enumerate(modules):
             model = mod.model
             if mc_samples == 0 or (m == 0 and embed):
-                z = model.embed(*args)
+                with autocast:
+                    z = model.embed(*args)
+                    logits = model.head(z) if mc_samples == 0 else None
                 if m == 0 and emb is not None:
-                    emb[start:stop] = z.numpy()
-                if mc_samples == 0:
-                    out = mod.to_output_scale(model.head(z)).double().numpy()
+                    emb[start:stop] = z.float().numpy()
+                if logits is not None:
+                    out = mod.to_output_scale(logits.float()).double().numpy()
                     member_mean[m, start:stop] = out
                     continue
             with torch.random.fork_rng(devices=[]), mc_dropout(model):
                 torch.manual_seed(_seed(seed, m, bid))
                 acc = np.zeros((stop - start, n_tasks), dtype=np.float64)
                 for _ in range(mc_samples):
-                    out = mod.to_output_scale(model(*args)).double().numpy()
+                    with autocast:
+                        logits = model(*args)
+                    out = mod.to_output_scale(logits.float()).double().numpy()
                     acc += out
                     sq_sum[start:stop] += out**2
                 member_mean[m, start:stop] = acc / mc_samples
