@@ -46,8 +46,8 @@ def inference_precision_option() -> typer.models.OptionInfo:
     """The --precision option of predict and embed."""
     return typer.Option(
         "32-true",
-        help="Inference precision: 32-true | bf16-mixed (bfloat16 autocast: 1.2-1.4x faster "
-        "end to end on CPUs with AVX512-BF16 or AMX; probabilities within 0.01 of float32) | "
+        help="Inference precision: 32-true | bf16-mixed (bfloat16 autocast: ~1.5x faster end "
+        "to end on CPUs with AVX512-BF16 or AMX; probabilities within 0.01 of float32) | "
         "16-mixed.",
     )
 

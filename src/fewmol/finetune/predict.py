@@ -626,7 +626,7 @@ def predict_file(
 
     ``members_out`` also writes each member's predictions (``row``, ``<task>_<member>``).
     ``precision`` ``bf16-mixed`` runs the networks under bfloat16 autocast (faster on CPUs with
-    AVX512-BF16 or AMX; on Tox21, probabilities moved by at most 0.007 from float32).
+    AVX512-BF16 or AMX; on BBBP, probabilities moved by at most 0.005 from float32: speed.md).
     """
     outputs = {"main": Path(out)}
     if members_out is not None:
