@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run benchmarks/queue.txt (or QUEUE=file) line by line: each line is a resumable, lock-shared
+# grid command, so start one 1-thread worker per core and they split the plan between them:
+#   OMP_NUM_THREADS=1 nohup benchmarks/run_queue.sh > benchmarks/logs/q1.log 2>&1 &
+#   sleep 30; OMP_NUM_THREADS=1 nohup benchmarks/run_queue.sh > benchmarks/logs/q2.log 2>&1 &
+# A failing line is reported and the queue goes on. Results land in benchmarks/results; commit
+# them (and regenerate the report: fewmol bench report) as they finish.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+QUEUE="${QUEUE:-benchmarks/queue.txt}"
+[ -f "$QUEUE" ] || { echo "error: no queue file $QUEUE" >&2; exit 2; }
+failed=0
+while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    echo "[$(date -u +%FT%TZ)] queue: $line"
+    bash -c "$line" < /dev/null
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "[$(date -u +%FT%TZ)] queue: FAILED (exit $rc): $line" >&2
+        failed=$((failed + 1))
+    fi
+done < "$QUEUE"
+echo "[$(date -u +%FT%TZ)] queue: done, $failed failed lines"
+[ "$failed" -eq 0 ]
