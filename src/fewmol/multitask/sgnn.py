@@ -104,8 +104,11 @@ class StateLayer(nn.Module):
         # Endpoint i of edge (i, j) with label c hears Σ_c' h_ij^{c c'}; endpoint j hears Σ_c.
         agg = h.new_zeros(h.shape).index_add(1, src, e.sum(3)).index_add(1, dst, e.sum(2))
         h_new = self.node_lin(h + agg * inv_deg.view(1, -1, 1, 1))
-        pair = h[:, src].unsqueeze(3) + h[:, dst].unsqueeze(2)  # (B, M, C, C, d)
-        e_new = self.edge_lin(e + self.pair_lin(pair))
+        # W_p (h_i^c + h_j^c') + b = (W_p h_i^c + b) + (W_p h_j^c' + b) − b: the product runs
+        # once per task state (T·C) instead of once per edge-state entry (M·C·C)
+        p = self.pair_lin(h)
+        pair = p[:, src].unsqueeze(3) + p[:, dst].unsqueeze(2) - self.pair_lin.bias
+        e_new = self.edge_lin(e + pair)  # (B, M, C, C, d)
         return h_new, e_new
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fewmol.multitask.sgnn import StructuredHead, undirected_pairs
+from fewmol.multitask.sgnn import StateLayer, StructuredHead, undirected_pairs
 from fewmol.multitask.task_embed import TaskGCN
 
 
@@ -54,7 +54,8 @@ def test_smoothing_bounds_every_log_ratio() -> None:
     with torch.no_grad():  # push the readouts to extreme scores
         for lin in (head.node_readout[-1], head.edge_readout[-1]):
             lin.weight.mul_(1e4)
-    out = head(torch.randn(8, 5))
+    with torch.no_grad():
+        out = head(torch.randn(8, 5))
     edge = out.edge_pot.reshape(8, -1, 4)
     assert float(edge.min()) >= np.log(0.02 / 4) - 1e-5
     assert float(out.node_pot.min()) >= np.log(0.02 / 2) - 1e-5
@@ -104,3 +105,22 @@ def test_a_graph_without_edges_works() -> None:
     head = StructuredHead(3, np.zeros((2, 0), np.int64), None, 4, 4, 4, 8)
     out = head(torch.randn(2, 4))
     assert out.edge_pot.shape == (2, 0, 2, 2) and out.logits.shape == (2, 3)
+
+
+def test_state_layer_matches_the_per_edge_formula() -> None:
+    """The hoisted pair product equals W_e (h_ij + W_p (h_i + h_j)) computed edge by edge."""
+    torch.manual_seed(0)
+    b, t, c, d = 3, 6, 2, 5
+    pairs = torch.from_numpy(undirected_pairs(_random_graph(t, 8)))
+    src, dst = pairs[0], pairs[1]
+    layer = StateLayer(d).double()
+    h = torch.randn(b, t, c, d, dtype=torch.float64)
+    e = torch.randn(b, pairs.shape[1], c, c, d, dtype=torch.float64)
+    deg = torch.bincount(pairs.reshape(-1), minlength=t).double()
+    _, e_new = layer(h, e, src, dst, 1.0 / deg.clamp(min=1))
+    for m in range(pairs.shape[1]):
+        i, j = int(src[m]), int(dst[m])
+        for ci in range(c):
+            for cj in range(c):
+                want = layer.edge_lin(e[:, m, ci, cj] + layer.pair_lin(h[:, i, ci] + h[:, j, cj]))
+                torch.testing.assert_close(e_new[:, m, ci, cj], want)
