@@ -17,6 +17,8 @@
 #          so KIBA_EPOCHS=10: ~2.5 h per seed, ~7.5 h for 3 seeds
 # The epochs are recorded per run and printed beside the numbers (`[N ep]`); the paper's
 # budget is 100 epochs. MAX_PAIRS=N trains on a seeded subsample of N pairs instead (recorded).
+# METHODS=graphmvp-c (or none,graphmvp-c) runs the shipped GraphMVP-C encoder's row on the same
+# budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"
@@ -33,6 +35,6 @@ for ds in ${DATASETS//,/ }; do
         kiba) epochs="$KIBA_EPOCHS" ;;
         *) echo "unknown DTA dataset: $ds (davis, kiba)" >&2; exit 2 ;;
     esac
-    .venv/bin/fewmol bench dta --methods none --seeds 0,1,2 --datasets "$ds" \
+    .venv/bin/fewmol bench dta --methods "${METHODS:-none}" --seeds 0,1,2 --datasets "$ds" \
         --epochs "$epochs" --out "$OUT" --work "$WORK" "${EXTRA[@]}" "$@"
 done
