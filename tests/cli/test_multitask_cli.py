@@ -166,6 +166,14 @@ def test_predict_gives_every_task_for_every_input_row(trained, data, tmp, method
     pd.testing.assert_frame_equal(df, pd.read_csv(again))  # fixed Gibbs seed: reproducible
 
 
+def test_predict_precision_on_a_multitask_dir(trained, data, tmp) -> None:
+    """Multi-task dirs predict in float32: a valid --precision is noted, a bad one refused."""
+    base = ["predict", trained["mtl"], data, "--out", tmp / "p_prec.csv"]
+    result = _ok([*base, "--precision", "bf16-mixed"])
+    assert "--precision ignored" in " ".join(result.stderr.split())
+    _user_error(runner.invoke(app, [str(a) for a in [*base, "--precision", "fp8"]]), "--precision")
+
+
 @pytest.mark.parametrize("spec", ["matrix", "learned", "none"])
 def test_task_graph_sources(tmp, data, spec) -> None:
     if spec == "matrix":

@@ -10,6 +10,7 @@ from fewmol.cli.common import console, err_console, inference_precision_option, 
 from fewmol.cli.multitask import predict_multitask
 from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, predict_file
 from fewmol.multitask.predict import is_multitask_dir
+from fewmol.training import check_precision
 
 
 def predict(
@@ -37,6 +38,8 @@ def predict(
     """
     if is_multitask_dir(model_dir):  # `fewmol multitask` dirs: Gibbs marginals / sigmoids
         if precision != "32-true":
+            with user_errors():
+                check_precision(precision)
             err_console.print("note: multi-task models predict in float32; --precision ignored")
         return predict_multitask(model_dir, input, out, smiles_col, workers)
     with user_errors():

@@ -531,9 +531,12 @@ def _stream(
         Path(input),
         chunk_rows,
         stream.smiles_col,
-        # chunks made under another precision differ in the last bits: never mix them
-        {"outputs": {k: str(v) for k, v in outputs.items()}, "precision": precision},
+        {"outputs": {k: str(v) for k, v in outputs.items()}},
     )
+    if precision != "32-true":
+        # chunks made under another precision differ in the last digits: never mix them (the
+        # key is absent for float32, so runs interrupted before it existed still resume)
+        identity["precision"] = precision
     out = ChunkedOutput(outputs, identity, resume, force)
     stats = StreamStats(resumed_from=out.start_row)
     if stats.resumed_from and on_note:
