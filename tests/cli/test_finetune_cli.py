@@ -72,6 +72,7 @@ def test_autodetects_columns_and_reports_bad_rows(default_run) -> None:
         assert reason.startswith(BAD_ROWS[row]), (row, reason)
     assert (bad["line"] == bad["row"] + 2).all()
     assert SUMMARY in _flat(result.stderr)
+    assert "note: task type: classification, inferred from the labels" in _flat(result.stderr)
     assert "seed 0: test roc_auc = " in _flat(result.stdout)
     for name in ("model.safetensors", "metrics.json", "predictions.csv", "train_log.csv"):
         assert (out / name).is_file(), name

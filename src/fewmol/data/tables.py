@@ -55,6 +55,7 @@ __all__ = [
     "detect_smiles_col",
     "detect_target_cols",
     "infer_task_type",
+    "task_type_notes",
     "open_smiles_stream",
     "read_smiles",
     "read_table",
@@ -129,6 +130,7 @@ class Table:
     raw: pd.DataFrame | None = field(default=None, repr=False)  # all input cells, as text
     hygiene: Hygiene = NO_HYGIENE  # clean-up applied before canonicalisation
     offset: int = 0  # input row of this table's first row (chunks of a streamed file)
+    notes: list[str] = field(default_factory=list)  # what the reader decided for the user
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -471,6 +473,35 @@ def infer_task_type(values: np.ndarray) -> str:
 # ----------------------------------------------------------------------------- validation
 
 
+def task_type_notes(values: np.ndarray, target_cols: list[str], task_type: str) -> list[str]:
+    """The inferred task type in words, and any nearly binary column that made it regression.
+
+    A 0/1 column with a stray value (a typo such as 3) is read as regression; saying so, with
+    the rows to blame, lets the user pass --task classification instead.
+    """
+    notes = [f"task type: {task_type}, inferred from the labels (pass --task to override)"]
+    if task_type != "regression":
+        return notes
+    for j, col in enumerate(target_cols):
+        v = values[:, j]
+        labelled = np.isfinite(v)
+        n = int(labelled.sum())
+        for scheme, name in (((0.0, 1.0), "0/1"), ((-1.0, 1.0), "-1/1")):
+            inside = labelled & np.isin(v, scheme)
+            k = int(inside.sum())
+            if n and k < n and k >= 0.95 * n:
+                stray = np.flatnonzero(labelled & ~inside)
+                shown = ", ".join(f"row {r} ({v[r]:g})" for r in stray[:3])
+                more = f" and {stray.size - 3} more" if stray.size > 3 else ""
+                notes.append(
+                    f"column '{col}' is {name} in {k} of {n} labelled rows; {shown}{more} made "
+                    "it regression. If it is a classification task, pass --task classification "
+                    "(those rows are then reported as out-of-range labels)"
+                )
+                break
+    return notes
+
+
 def _problems(rows: np.ndarray, column: str, reasons: pd.Series | str) -> pd.DataFrame:
     reason = reasons.to_numpy(dtype=object) if isinstance(reasons, pd.Series) else reasons
     return pd.DataFrame({"row": rows.astype(np.int64), "column": column, "reason": reason})
@@ -739,6 +770,7 @@ def read_table(
     canon, smiles_bad = _smiles_problems(df, smiles_col, blank, hygiene)
     problems = [smiles_bad] if smiles_bad is not None else []
     values = None
+    inferred = task_type is None
     if target_cols:
         values, missing, label_problems, task_type = _parse_labels(df, target_cols, task_type)
         problems += label_problems
@@ -763,6 +795,8 @@ def read_table(
         drop_duplicates,
     )
     table.hygiene = hygiene
+    if inferred and target_cols and task_type is not None:
+        table.notes = task_type_notes(values, target_cols, task_type)
 
     if table.n_kept == 0:
         exc = InvalidInputError(

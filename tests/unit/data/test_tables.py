@@ -309,6 +309,25 @@ def test_infer_task_type():
         infer_task_type(np.array([np.nan, np.nan]))
 
 
+def test_inferred_task_type_is_noted_and_a_stray_label_is_named():
+    """A 0/1 column with one typo is read as regression, and the note names the row to blame."""
+    smiles = [f"C{'C' * k}O" for k in range(40)]
+    y = ["0", "1"] * 20
+    t = read_table(pd.DataFrame({"smiles": smiles, "y": y}))
+    assert t.notes == [
+        "task type: classification, inferred from the labels (pass --task to override)"
+    ]
+    y[11] = "3"
+    t = read_table(pd.DataFrame({"smiles": smiles, "y": y}))
+    assert t.task_type == "regression" and len(t.notes) == 2
+    assert "'y' is 0/1 in 39 of 40 labelled rows; row 11 (3) made it regression" in t.notes[1]
+    assert "--task classification" in t.notes[1]
+    # a real regression column gets only the first note; a given --task gets none
+    t = read_table(pd.DataFrame({"smiles": smiles, "y": [str(k / 7) for k in range(40)]}))
+    assert len(t.notes) == 1 and t.notes[0].startswith("task type: regression")
+    assert read_table(pd.DataFrame({"smiles": smiles, "y": y}), task_type="regression").notes == []
+
+
 # ----------------------------------------------------------------------------- rows
 
 
