@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The 2D pre-training baselines' rows (issue 7): each method pre-trains on the same data and
-# budget as the shipped GraphMVP-C checkpoint (the fixed-seed 50k MOSES sample, 7 epochs; its
-# card: src/fewmol/assets/checkpoints/graphmvp-c), 2D graphs only, then is fine-tuned on the
-# classification sets under the "none" row's protocol (scaffold split, 100 epochs, seeds 0,1,2).
-# Rows are named by method; each record carries its encoder's pre-training budget and wall time.
-#   OMP_NUM_THREADS=1 METHODS=attrmask nohup benchmarks/run_pretrain_2d.sh > benchmarks/logs/2d.log 2>&1 &
+# Pre-train, then fine-tune, one table row per method. By default the 2D pre-training baselines
+# (issue 7): each pre-trains on the same data and budget as the shipped GraphMVP-C checkpoint
+# (the fixed-seed 50k MOSES sample, 7 epochs; its card: src/fewmol/assets/checkpoints/
+# graphmvp-c), 2D graphs only, then is fine-tuned on the classification sets under the "none"
+# row's protocol (scaffold split, 100 epochs, seeds 0,1,2). Each record carries its encoder's
+# pre-training budget and wall time.
+#   OMP_NUM_THREADS=1 METHODS=attrmask nohup benchmarks/run_pretrain_rows.sh > benchmarks/logs/rows.log 2>&1 &
+# A variant of one method gets its own row with NAME and PRETRAIN_ARGS (passed to fewmol
+# pretrain), e.g. GraphMVP-C with a 5x ContextPred weight, one conformer per molecule:
+#   METHODS=graphmvp-c NAME=graphmvp-c-a3x5 BATCH=32 PRETRAIN_ARGS="--alpha3 5 --num-confs 1" \
+#       benchmarks/run_pretrain_rows.sh
 # Resumable end to end: a finished pre-training is reused, a stopped one continues, finished
 # cells are skipped. A pre-training is locked while it runs: a second worker reaching a locked
 # one skips that method (exit 0) and goes on, so two workers on benchmarks/queue.txt never
@@ -25,21 +30,28 @@ DATASETS="${DATASETS:-bbbp,sider,clintox,bace}"
 WORK="${WORK:-benchmarks/work}"
 EXTRA=()
 [ -n "${EPOCHS_FT:-}" ] && EXTRA+=(--epochs "$EPOCHS_FT")
+read -r -a PRE_EXTRA <<< "${PRETRAIN_ARGS:-}"
+if [ -n "${NAME:-}" ] && [ "${METHODS//,/}" != "$METHODS" ]; then
+    echo "NAME names one method's row; give one method in METHODS" >&2
+    exit 2
+fi
 for m in ${METHODS//,/ }; do
-    out="$WORK/pretrain/2d-${m}-${MOLS}x${EPOCHS_PRE}"
+    row="${NAME:-$m}"
+    out="$WORK/pretrain/rows-${row}-${MOLS}x${EPOCHS_PRE}"
     mkdir -p "$(dirname "$out")"
     # flock -n: another worker is pre-training this method; leave it (and its cells) to that one
     if ! flock -n "$out.lock" "$FEWMOL" pretrain --method "$m" --data moses \
         --max-molecules "$MOLS" --epochs "$EPOCHS_PRE" --batch-size "$BATCH" --seed 0 \
-        --precision "$PRECISION" --workers 1 --out "$out" --resume --quiet; then
+        --precision "$PRECISION" --workers "${PRE_WORKERS:-1}" --out "$out" --resume --quiet \
+        "${PRE_EXTRA[@]}"; then
         if ! flock -n "$out.lock" true; then
-            echo "$m: another worker is pre-training it; skipped"
+            echo "$row: another worker is pre-training it; skipped"
             continue
         fi
-        echo "$m: pre-training failed" >&2
+        echo "$row: pre-training failed" >&2
         exit 1
     fi
-    "$FEWMOL" bench classification --methods "$m" --pretrained "$m=$out" \
+    "$FEWMOL" bench classification --methods "$row" --pretrained "$row=$out" \
         --seeds "${SEEDS:-0,1,2}" --datasets "$DATASETS" --precision "$PRECISION" \
         --out "${RESULTS:-benchmarks/results}" --work "$WORK" "${EXTRA[@]}"
 done
