@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
+from scipy.stats import rankdata
+from sklearn.metrics import r2_score
 
 CLASSIFICATION_METRICS = ("roc_auc", "prc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
@@ -30,6 +31,31 @@ def _check(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return y_true, y_pred
 
 
+def binary_roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC of 0/1 labels (both present) as the Mann-Whitney U statistic, ties counted half.
+
+    Equals sklearn's ``roc_auc_score`` (a test checks it) at a fraction of its per-call cost,
+    which dominated evaluation of many-task sets (ToxCast's 617 tasks: seconds per epoch).
+    """
+    pos = y > 0.5
+    n_pos = int(pos.sum())
+    n_neg = y.size - n_pos
+    u = rankdata(score)[pos].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def binary_average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """Average precision (sklearn's definition: Σ (R_k − R_k−1) P_k over distinct thresholds)."""
+    order = np.argsort(-score, kind="mergesort")
+    s, hit = score[order], (y[order] > 0.5)
+    # the last position of each run of equal scores is one threshold
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tps = np.cumsum(hit)[last]
+    precision = tps / (last + 1.0)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
 def per_task_classification(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, list]:
     """ROC-AUC and PRC-AUC per task; NaN for tasks without both classes present."""
     y_true, y_score = _check(y_true, y_score)
@@ -41,8 +67,8 @@ def per_task_classification(y_true: np.ndarray, y_score: np.ndarray) -> dict[str
             roc.append(float("nan"))
             prc.append(float("nan"))
             continue
-        roc.append(float(roc_auc_score(yt, y_score[m, t])))
-        prc.append(float(average_precision_score(yt, y_score[m, t])))
+        roc.append(binary_roc_auc(yt, y_score[m, t]))
+        prc.append(binary_average_precision(yt, y_score[m, t]))
     return {"roc_auc": roc, "prc_auc": prc}
 
 

@@ -177,3 +177,19 @@ def test_direction_table() -> None:
     assert not HIGHER_IS_BETTER["rmse"] and not HIGHER_IS_BETTER["mae"]
     with pytest.raises(KeyError):
         is_better("accuracy_typo", 0.5, 0.4)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_roc_auc_and_average_precision_equal_sklearn(seed: int) -> None:
+    """Our rank-based ROC-AUC and AP match sklearn, ties included."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    y = rng.integers(0, 2, n).astype(float)
+    y[:2] = [0.0, 1.0]  # both classes
+    # coarse scores so that many tie, also across classes; some runs all-distinct
+    s = rng.integers(0, 5, n) / 4.0 if seed % 2 else rng.random(n)
+    per = per_task_classification(y, s)
+    assert per["roc_auc"][0] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert per["prc_auc"][0] == pytest.approx(average_precision_score(y, s), abs=1e-12)
