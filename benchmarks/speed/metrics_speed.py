@@ -28,18 +28,8 @@ from fewmol.finetune.metrics import per_task_classification  # noqa: E402
 
 
 def sklearn_per_task(y: np.ndarray, s: np.ndarray) -> dict[str, list]:
-    """The same loop as fewmol's, calling sklearn's metrics."""
-    roc, prc = [], []
-    for t in range(y.shape[1]):
-        m = ~np.isnan(y[:, t])
-        yt = y[m, t]
-        if m.sum() == 0 or yt.min() == yt.max():
-            roc.append(float("nan"))
-            prc.append(float("nan"))
-            continue
-        roc.append(float(roc_auc_score(yt, s[m, t])))
-        prc.append(float(average_precision_score(yt, s[m, t])))
-    return {"roc_auc": roc, "prc_auc": prc}
+    """The same masked loop, scoring each task with sklearn's metrics."""
+    return per_task_classification(y, s, roc_auc_score, average_precision_score)
 
 
 def best_time(fn, y: np.ndarray, s: np.ndarray, repeats: int) -> tuple[float, dict]:
