@@ -508,7 +508,7 @@ def finish_model_dir(
         cfg.ad_quantile,
         embedding_from="model" if Path(member_dirs[0]) == out_dir else Path(member_dirs[0]).name,
     )
-    sim, dist, flag = ad.score(morgan_packed(table.smiles), inf.embedding)
+    sim, dist, flag = ad.score_with_training_rows(morgan_packed(table.smiles), inf.embedding, tr)
     if flag is not None and len(te):
         ad.info["test"] = _ad_report(task_type, y[te], mean[te], flag[te])
     ad.save(out_dir)

@@ -82,3 +82,25 @@ def test_save_load_round_trip(tmp_path) -> None:
     (tmp_path / "applicability.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(ModelFileError, match="safetensors"):
         Applicability.load(tmp_path)
+
+
+def test_scoring_with_training_rows_equals_scoring_all() -> None:
+    """Rows that are training molecules get what a full comparison gives, without one."""
+    rng = np.random.default_rng(0)
+    smiles = TRAIN + VALID + ["[Na+]", "C"]
+    emb = rng.normal(size=(len(smiles), 8)).astype(np.float32)
+    train = np.array([0, 1, 2, 3, 4, 5, 6, 7, 11])  # methane among the training molecules
+    valid = np.array([8, 9, 10])
+    fps = morgan_packed(smiles)
+    ad = fit_applicability(
+        [smiles[i] for i in train], emb[train], [smiles[i] for i in valid], emb[valid]
+    )
+    # an all-zero fingerprint (no valid molecule has one, but max_tanimoto defines it as 0)
+    fps[11] = 0
+    ad.train_fps[8] = 0
+    full = ad.score(fps, emb)
+    fast = ad.score_with_training_rows(fps, emb, train)
+    np.testing.assert_array_equal(fast[0], full[0])
+    np.testing.assert_allclose(fast[1], full[1], atol=1e-3)
+    np.testing.assert_array_equal(fast[2], full[2])
+    assert (fast[1][train] == 0).all() and fast[0][11] == 0 and (fast[0][train[:-1]] == 1).all()
