@@ -47,12 +47,22 @@ def git_commit() -> str | None:
         return None
 
 
-def git_dirty() -> bool | None:
-    """Whether tracked files differ from the recorded commit (None outside a checkout)."""
+#: Paths that runs write into (benchmark records, pages, plots): changes there are outputs of
+#: other runs of a grid, not changes to the code, so they do not make a checkout dirty.
+OUTPUT_PATHS = ("benchmarks/results",)
+
+
+def git_dirty(where: str | Path | None = None) -> bool | None:
+    """Whether tracked files outside :data:`OUTPUT_PATHS` differ from the commit.
+
+    ``where``: a directory inside the checkout (default: this package's). None outside a
+    checkout.
+    """
+    excludes = [f":(top,exclude){p}" for p in OUTPUT_PATHS]
     try:
         out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=Path(__file__).resolve().parent,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excludes],
+            cwd=Path(where) if where is not None else Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
             timeout=5,
