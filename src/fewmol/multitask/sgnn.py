@@ -107,7 +107,7 @@ class StateLayer(nn.Module):
         # W_p (h_i^c + h_j^c') + b = (W_p h_i^c + b) + (W_p h_j^c' + b) − b: the product runs
         # once per task state (T·C) instead of once per edge-state entry (M·C·C)
         p = self.pair_lin(h)
-        pair = p[:, src].unsqueeze(3) + p[:, dst].unsqueeze(2) - self.pair_lin.bias
+        pair = p[:, src].unsqueeze(3) + p[:, dst].unsqueeze(2) - self.pair_lin.bias.to(p.dtype)
         e_new = self.edge_lin(e + pair)  # (B, M, C, C, d)
         return h_new, e_new
 
