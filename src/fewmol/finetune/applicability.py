@@ -162,20 +162,47 @@ def fit_applicability(
     embedding_from: str = "model",
 ) -> Applicability:
     """Store the training set and set the in-domain thresholds on the validation molecules."""
-    ad = Applicability(morgan_packed(train_smiles), np.asarray(train_emb, np.float32))
+    n_train = len(train_smiles)
+    emb = np.concatenate([np.asarray(train_emb), np.asarray(valid_emb)])
+    ad, *_ = fit_on_rows(
+        morgan_packed(list(train_smiles) + list(valid_smiles)),
+        emb,
+        np.arange(n_train),
+        np.arange(n_train, len(emb)),
+        quantile,
+        embedding_from,
+    )
+    return ad
+
+
+def fit_on_rows(
+    fps: np.ndarray,
+    emb: np.ndarray,
+    train_rows: np.ndarray,
+    valid_rows: np.ndarray,
+    quantile: float = DEFAULT_QUANTILE,
+    embedding_from: str = "model",
+) -> tuple[Applicability, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Fit on a table's training rows, threshold on its valid rows, and score every row.
+
+    Returns (applicability, similarity, distance, in-domain flag) for all rows of ``fps`` /
+    ``emb``; each row is compared with the training set once (training rows not at all: see
+    :meth:`Applicability.score_with_training_rows`).
+    """
+    ad = Applicability(fps[train_rows], np.asarray(emb[train_rows], np.float32))
     ad.info = {
-        "n_train": len(train_smiles),
+        "n_train": len(train_rows),
         "quantile": quantile,
         "embedding_from": embedding_from,
         "thresholds_from": "valid",
-        "n_valid": len(valid_smiles),
+        "n_valid": len(valid_rows),
     }
-    if valid_smiles:
-        sim, dist, _ = ad.score(morgan_packed(valid_smiles), valid_emb)
-        ad.sim_threshold = float(np.quantile(sim, 1.0 - quantile))
-        ad.dist_threshold = float(np.quantile(dist, quantile))
-        ad.info["valid_median_similarity"] = float(np.median(sim))
-        ad.info["valid_median_distance"] = float(np.median(dist))
+    sim, dist, _ = ad.score_with_training_rows(fps, emb, train_rows)
+    if len(valid_rows):
+        ad.sim_threshold = float(np.quantile(sim[valid_rows], 1.0 - quantile))
+        ad.dist_threshold = float(np.quantile(dist[valid_rows], quantile))
+        ad.info["valid_median_similarity"] = float(np.median(sim[valid_rows]))
+        ad.info["valid_median_distance"] = float(np.median(dist[valid_rows]))
     else:
         ad.info["thresholds_from"] = None  # no validation split: scores only, no in/out flag
-    return ad
+    return ad, sim, dist, ad.flag(sim, dist)

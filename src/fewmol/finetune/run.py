@@ -30,7 +30,7 @@ from fewmol.data.splits import Split
 from fewmol.data.store import featurize_to_graphset
 from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.applicability import DEFAULT_QUANTILE, fit_applicability
+from fewmol.finetune.applicability import DEFAULT_QUANTILE, fit_on_rows
 from fewmol.finetune.baseline import BASELINES, rf_baseline
 from fewmol.finetune.calibration import (
     CALIBRATION_FILE,
@@ -499,16 +499,14 @@ def finish_model_dir(
         (out_dir / CALIBRATION_FILE).unlink(missing_ok=True)  # never keep a stale fit
         extras["calibration"] = None
 
-    smiles = np.asarray(table.smiles, dtype=object)
-    ad = fit_applicability(
-        list(smiles[tr]),
-        inf.embedding[tr],
-        list(smiles[va]),
-        inf.embedding[va],
+    ad, sim, dist, flag = fit_on_rows(
+        morgan_packed(table.smiles),
+        inf.embedding,
+        tr,
+        va,
         cfg.ad_quantile,
         embedding_from="model" if Path(member_dirs[0]) == out_dir else Path(member_dirs[0]).name,
     )
-    sim, dist, flag = ad.score_with_training_rows(morgan_packed(table.smiles), inf.embedding, tr)
     if flag is not None and len(te):
         ad.info["test"] = _ad_report(task_type, y[te], mean[te], flag[te])
     ad.save(out_dir)
