@@ -51,11 +51,13 @@ def main() -> None:
     table, _ = load_dataset(args.dataset, None, None, None)
     y = table.targets.astype(np.float64)
     s = np.random.default_rng(0).random(y.shape)
-    n_train = int(0.8 * len(y))
+    n_train, n_valid = int(0.8 * len(y)), len(y) // 10
+    parts = (
+        ("train (80 %)", slice(0, n_train)),
+        ("valid (10 %)", slice(n_train, n_train + n_valid)),
+    )
     rows = []
-    for part, sl in (("train (80 %)", slice(0, n_train)), ("valid (10 %)", slice(n_train, None))):
-        if part.startswith("valid"):
-            sl = slice(n_train, n_train + len(y) // 10)
+    for part, sl in parts:
         t_ours, ours = best_time(per_task_classification, y[sl], s[sl], args.repeats)
         t_skl, skl = best_time(sklearn_per_task, y[sl], s[sl], args.repeats)
         for key in ("roc_auc", "prc_auc"):
