@@ -48,7 +48,7 @@ def test_packed_bits_match_rdkit_bit_vectors() -> None:
         assert set(np.flatnonzero(np.unpackbits(row))) == on
 
 
-def test_bulk_tanimoto_equals_rdkit() -> None:
+def test_bulk_tanimoto_equals_rdkit(backend) -> None:
     query, ref = MOLS[:25], MOLS[25:]
     expected = _rdkit_sims(query, ref)
     np.testing.assert_allclose(
@@ -59,23 +59,58 @@ def test_bulk_tanimoto_equals_rdkit() -> None:
     np.testing.assert_allclose(expected[np.arange(len(query)), arg], expected.max(1), atol=1e-6)
 
 
-def test_blocking_does_not_change_results(monkeypatch) -> None:
+@pytest.fixture(params=["gemm", "popcount"])
+def backend(request, monkeypatch) -> str:
+    """Runs a test with each way of counting intersections."""
+    if request.param == "popcount":
+        monkeypatch.setattr(fp, "_gemm_backend", lambda: None)
+    else:
+        assert fp._gemm_backend() is not None, "this torch build has no int8 matmul"
+    return request.param
+
+
+def test_blocking_does_not_change_results(monkeypatch, backend) -> None:
     ref = morgan_packed(MOLS)
     whole = max_tanimoto(ref[::-1], ref)
-    monkeypatch.setattr(fp, "_BLOCK_WORDS", 1)  # one query row per block
+    # one query row per block; GEMM tiles of 3 reference x 2 query rows, reduced row by row
+    monkeypatch.setattr(fp, "_BLOCK_WORDS", 1)
+    monkeypatch.setattr(fp, "_GEMM_REF_ROWS", 3)
+    monkeypatch.setattr(fp, "_GEMM_QUERY_ROWS", 2)
+    monkeypatch.setattr(fp, "_REDUCE_ROWS", 1)
     blocked = max_tanimoto(ref[::-1], ref)
     np.testing.assert_array_equal(whole[0], blocked[0])
     np.testing.assert_array_equal(whole[1], blocked[1])
 
 
-def test_training_molecule_is_1_and_unrelated_is_low() -> None:
+def test_gemm_and_popcount_agree_exactly_with_ties(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    bits = rng.random((300, 2048)) < 0.03
+    bits[150:] = bits[:150]  # every reference twice: ties, and the first index must win
+    bits[5] = bits[7] = False  # empty vectors: similarity 0 to everything
+    ref = np.packbits(bits, axis=1)
+    query = np.packbits(rng.random((70, 2048)) < 0.05, axis=1)
+    query = np.concatenate([query, ref[[3, 5, 160]]])
+    monkeypatch.setattr(fp, "_GEMM_REF_ROWS", 64)  # several reference tiles
+    gemm = max_tanimoto(query, ref)
+    monkeypatch.setattr(fp, "_gemm_backend", lambda: None)
+    popcount = max_tanimoto(query, ref)
+    np.testing.assert_array_equal(gemm[0], popcount[0])
+    np.testing.assert_array_equal(gemm[1], popcount[1])
+    full = tanimoto_matrix(query, ref)
+    np.testing.assert_array_equal(gemm[0], full.max(1))
+    np.testing.assert_array_equal(gemm[1], full.argmax(1))  # first best, as argmax
+    assert gemm[0][-3] == 1.0 and gemm[1][-3] == 3 and gemm[1][-1] == 10
+    assert gemm[0][-2] == 0.0 and gemm[1][-2] == 0  # empty query: 0, first reference
+
+
+def test_training_molecule_is_1_and_unrelated_is_low(backend) -> None:
     train = morgan_packed(MOLS[:40])
     sim, arg = max_tanimoto(morgan_packed([MOLS[7], "[Xe]", "FC(F)(F)C(F)(F)C(F)(F)F"]), train)
     assert sim[0] == 1.0 and arg[0] == MOLS[:40].index(MOLS[7])
     assert sim[1] < 0.1 and sim[2] < 0.3, sim
 
 
-def test_empty_inputs() -> None:
+def test_empty_inputs(backend) -> None:
     sim, arg = max_tanimoto(np.zeros((0, FP_BYTES), np.uint8), morgan_packed(MOLS))
     assert sim.shape == (0,) and arg.shape == (0,)
     sim, arg = max_tanimoto(morgan_packed(MOLS[:3]), np.zeros((0, FP_BYTES), np.uint8))
