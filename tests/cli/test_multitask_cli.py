@@ -166,12 +166,77 @@ def test_predict_gives_every_task_for_every_input_row(trained, data, tmp, method
     pd.testing.assert_frame_equal(df, pd.read_csv(again))  # fixed Gibbs seed: reproducible
 
 
-def test_predict_precision_on_a_multitask_dir(trained, data, tmp) -> None:
-    """Multi-task dirs predict in float32: a valid --precision is noted, a bad one refused."""
-    base = ["predict", trained["mtl"], data, "--out", tmp / "p_prec.csv"]
-    result = _ok([*base, "--precision", "bf16-mixed"])
-    assert "--precision ignored" in " ".join(result.stderr.split())
-    _user_error(runner.invoke(app, [str(a) for a in [*base, "--precision", "fp8"]]), "--precision")
+@pytest.mark.parametrize("method", ["mtl", "sgnn-ebm", "stl"])
+def test_predict_precision_on_a_multitask_dir(trained, data, tmp, method) -> None:
+    """bf16 inference stays close to float32; a bad --precision is refused."""
+    base = ["predict", trained[method], data]
+    _ok([*base, "--out", tmp / f"p32_{method}.csv"])
+    _ok([*base, "--out", tmp / f"p16_{method}.csv", "--precision", "bf16-mixed"])
+    cols = [f"{t}_pred" for t in TASKS]
+    p32 = pd.read_csv(tmp / f"p32_{method}.csv")[cols].to_numpy()
+    p16 = pd.read_csv(tmp / f"p16_{method}.csv")[cols].to_numpy()
+    assert np.array_equal(np.isnan(p32), np.isnan(p16))
+    ok = ~np.isnan(p32)
+    assert ((p16[ok] >= 0) & (p16[ok] <= 1)).all()
+    # independent heads: bf16 rounding only; Gibbs marginals are also Monte Carlo estimates
+    atol = 0.2 if method == "sgnn-ebm" else 0.03
+    np.testing.assert_allclose(p16[ok], p32[ok], atol=atol)
+    bad = runner.invoke(
+        app, [str(a) for a in [*base, "--out", tmp / "x.csv", "--precision", "fp8"]]
+    )
+    _user_error(bad, "--precision")
+
+
+def test_known_labels_condition_sgnn_ebm_and_are_noted_elsewhere(trained, data, tmp) -> None:
+    """Measured labels are clamped in SGNN-EBM's Gibbs sampling, exactly as the API does it."""
+    from fewmol.data.store import featurize_to_graphset
+    from fewmol.data.tables import read_smiles
+    from fewmol.multitask.predict import evidence_from_table, load_predictor
+
+    out = tmp / "p_known.csv"
+    result = _ok(["predict", trained["sgnn-ebm"], data, "--out", out, "--known-labels"])
+    assert "conditioning on known labels in 4 task column(s)" in " ".join(result.stderr.split())
+    df = pd.read_csv(out)
+    inp = pd.read_csv(data, dtype=str, keep_default_na=False)
+    valid = df["valid"].to_numpy(bool)
+    for t in TASKS:  # a measured label is its own prediction
+        known = valid & inp[t].isin(["0", "1"]).to_numpy()
+        assert known.sum() > 10
+        np.testing.assert_array_equal(df.loc[known, f"{t}_pred"], inp.loc[known, t].astype(float))
+    predictor = load_predictor(trained["sgnn-ebm"])
+    table = read_smiles(data, None)
+    graphs = featurize_to_graphset(table.smiles, predictor.featurizer)
+    expected = predictor.predict(graphs, evidence=evidence_from_table(table, TASKS))
+    got = df.loc[valid, [f"{t}_pred" for t in TASKS]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # the unmeasured labels move: SGNN-EBM's pair potentials couple them to the measured ones
+    free = np.isnan(evidence_from_table(table, TASKS))
+    assert free.sum() > 10
+    assert np.abs(expected[free] - predictor.predict(graphs)[free]).max() > 0.01
+
+    plain, noted = tmp / "p_mtl.csv", tmp / "p_mtl_known.csv"
+    _ok(["predict", trained["mtl"], data, "--out", plain])
+    result = _ok(["predict", trained["mtl"], data, "--out", noted, "--known-labels"])
+    assert "--known-labels ignored" in " ".join(result.stderr.split())
+    pd.testing.assert_frame_equal(pd.read_csv(plain), pd.read_csv(noted))
+
+    smiles_only = tmp / "smiles_only.csv"
+    inp[["smiles"]].to_csv(smiles_only, index=False)
+    bad = runner.invoke(
+        app,
+        [
+            str(a)
+            for a in [
+                "predict",
+                trained["sgnn-ebm"],
+                smiles_only,
+                "--out",
+                tmp / "y.csv",
+                "--known-labels",
+            ]
+        ],
+    )
+    _user_error(bad, "--known-labels", "no column", "has_N")
 
 
 @pytest.mark.parametrize("spec", ["matrix", "learned", "none"])

@@ -195,3 +195,12 @@ def test_predict_missing_input_exits_2(cls_model, tmp_path) -> None:
         app, ["predict", str(cls_model), str(tmp_path / "none.csv"), "--out", "p.csv"]
     )
     _user_error(result, "none.csv", "does not exist")
+
+
+def test_known_labels_on_a_single_task_dir_exits_2(cls_model, tmp_path) -> None:
+    out = tmp_path / "p.csv"
+    result = runner.invoke(
+        app, ["predict", str(cls_model), str(TINY), "--out", str(out), "--known-labels"]
+    )
+    _user_error(result, "--known-labels", "multi-task")
+    assert not out.exists()

@@ -183,16 +183,46 @@ def _fmt(v: float | None) -> str:
 
 
 def predict_multitask(
-    model_dir: Path, input: Path, out: Path, smiles_col: str | None, workers: int
+    model_dir: Path,
+    input: Path,
+    out: Path,
+    smiles_col: str | None,
+    workers: int,
+    precision: str = "32-true",
+    known_labels: bool = False,
 ) -> None:
     """`fewmol predict` on a multi-task model dir: one probability column per task."""
     from fewmol.data.tables import read_smiles
+    from fewmol.errors import InvalidInputError
     from fewmol.io.checkpoint import write_text
-    from fewmol.multitask.predict import predict_table
+    from fewmol.multitask.predict import label_columns, load_predictor, predict_table
+    from fewmol.training import check_precision
 
     with user_errors():
+        check_precision(precision)
         table = read_smiles(input, smiles_col)
-        df = predict_table(model_dir, table, workers)
+        use_labels = False
+        if known_labels:
+            predictor = load_predictor(model_dir)
+            found = label_columns(table, predictor.task_names)
+            if not found:
+                shown = ", ".join(predictor.task_names[:8])
+                more = len(predictor.task_names) > 8
+                raise InvalidInputError(
+                    f"--known-labels: no column of {input} is named like a task of {model_dir} "
+                    f"(tasks: {shown}{', ...' if more else ''})"
+                )
+            if predictor.method == "sgnn-ebm":
+                use_labels = True
+                err_console.print(
+                    f"note: conditioning on known labels in {len(found)} task column(s)"
+                )
+            else:
+                err_console.print(
+                    f"note: --known-labels ignored: {predictor.method} predicts each task "
+                    "independently (only sgnn-ebm conditions on other labels)"
+                )
+        df = predict_table(model_dir, table, workers, use_labels=use_labels, precision=precision)
         write_text(out, df.to_csv(index=False))
         if table.n_invalid:
             err_console.print(

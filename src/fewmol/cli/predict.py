@@ -8,9 +8,9 @@ import typer
 
 from fewmol.cli.common import console, err_console, inference_precision_option, user_errors
 from fewmol.cli.multitask import predict_multitask
+from fewmol.errors import InvalidInputError
 from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, predict_file
 from fewmol.multitask.predict import is_multitask_dir
-from fewmol.training import check_precision
 
 
 def predict(
@@ -29,6 +29,11 @@ def predict(
     force: bool = typer.Option(False, help="Discard the chunks of an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     precision: str = inference_precision_option(),
+    known_labels: bool = typer.Option(
+        False,
+        help="Multi-task SGNN-EBM dirs: INPUT columns named like tasks hold labels already "
+        "measured (0/1, blank = unknown); the other tasks are sampled conditioned on them.",
+    ),
 ) -> None:
     """Predict every task for every row of INPUT, with uncertainty and applicability domain.
 
@@ -37,12 +42,15 @@ def predict(
     ad_max_tanimoto, ad_nearest_distance, ad_in_domain.
     """
     if is_multitask_dir(model_dir):  # `fewmol multitask` dirs: Gibbs marginals / sigmoids
-        if precision != "32-true":
-            with user_errors():
-                check_precision(precision)
-            err_console.print("note: multi-task models predict in float32; --precision ignored")
-        return predict_multitask(model_dir, input, out, smiles_col, workers)
+        return predict_multitask(
+            model_dir, input, out, smiles_col, workers, precision, known_labels
+        )
     with user_errors():
+        if known_labels:
+            raise InvalidInputError(
+                "--known-labels is for multi-task model dirs (`fewmol multitask`); "
+                f"{model_dir} predicts its tasks independently"
+            )
         stats = predict_file(
             model_dir,
             input,

@@ -3,7 +3,9 @@
 Every task gets a ``<task>_pred`` column with P(label = 1): Gibbs marginals of the joint label
 distribution for ``sgnn-ebm``, sigmoids of the task logits for the other methods. The model is
 rebuilt from ``config.json`` and ``task_graph.json`` and loaded from safetensors (no pickle).
-Gibbs sampling uses a fixed seed, so the same input gives the same output.
+Gibbs sampling uses a fixed seed, so the same input gives the same output. Labels already
+measured for some tasks (input columns named like the tasks) can be given as evidence: SGNN-EBM
+then samples the other labels conditioned on them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fewmol.io.modeldir import read_model_config
 from fewmol.multitask.model import METHODS, build_net
 from fewmol.multitask.module import MultitaskModule
 from fewmol.multitask.task_graph import TaskGraph
+from fewmol.training import inference_autocast
 
 
 def is_multitask_dir(path: str | Path) -> bool:
@@ -82,6 +85,7 @@ class MultitaskPredictor:
         batch_size: int,
         evidence: np.ndarray | None,
         seed: int,
+        precision: str,
     ) -> np.ndarray:
         gen = torch.Generator().manual_seed(seed)
         outs, start = [], 0
@@ -89,7 +93,8 @@ class MultitaskPredictor:
             ev = None
             if evidence is not None:
                 ev = torch.from_numpy(evidence[start : start + batch.num_graphs].astype(np.float32))
-            outs.append(module.predict_proba(batch, ev, gen).numpy())
+            with inference_autocast(precision):
+                outs.append(module.predict_proba(batch, ev, gen).float().numpy())
             start += batch.num_graphs
         t = module.net.num_tasks
         return np.concatenate(outs) if outs else np.zeros((0, t), np.float32)
@@ -100,22 +105,24 @@ class MultitaskPredictor:
         batch_size: int = 256,
         evidence: np.ndarray | None = None,
         seed: int = 0,
+        precision: str = "32-true",
     ) -> np.ndarray:
         """P(y_t = 1 | x) for every molecule and task, (N, T).
 
         ``evidence`` (N, T) holds known labels (0/1, NaN unknown): SGNN-EBM conditions on them
-        (Gibbs sampling with those labels clamped); the other methods ignore it.
+        (Gibbs sampling with those labels clamped); the other methods ignore it. ``precision``
+        as ``fewmol predict --precision`` (the networks under autocast; Gibbs in float32).
         """
         if evidence is not None and evidence.shape != (len(graphs), len(self.task_names)):
             raise ValueError(f"evidence must be {(len(graphs), len(self.task_names))}")
         if self.method != "stl":
             module = self._module(self.model_dir / "model.safetensors")
-            return self._run(module, graphs, batch_size, evidence, seed)
+            return self._run(module, graphs, batch_size, evidence, seed, precision)
         cols = []
         for t in range(len(self.task_names)):  # one small model in memory at a time
             path = self.model_dir / self.cfg.get("weights", "tasks/") / f"task_{t:04d}.safetensors"
             module = self._module(path, 1)
-            cols.append(self._run(module, graphs, batch_size, None, seed)[:, 0])
+            cols.append(self._run(module, graphs, batch_size, None, seed, precision)[:, 0])
         return np.stack(cols, axis=1) if cols else np.zeros((len(graphs), 0), np.float32)
 
 
@@ -151,18 +158,29 @@ def evidence_from_table(table: Table, task_names: list[str]) -> np.ndarray:
     return ev
 
 
+def label_columns(table: Table, task_names: list[str]) -> list[str]:
+    """The input columns named like one of the model's tasks, in task order."""
+    cols = set(table.raw.columns) if table.raw is not None else set()
+    return [name for name in task_names if name in cols]
+
+
 def predict_table(
-    model_dir: str | Path, table: Table, workers: int = 1, use_labels: bool = False
+    model_dir: str | Path,
+    table: Table,
+    workers: int = 1,
+    use_labels: bool = False,
+    precision: str = "32-true",
 ) -> pd.DataFrame:
     """Per-task probabilities for every input row (NaN where the row is invalid).
 
     With ``use_labels``, labels found in input columns named like the tasks are given to
-    SGNN-EBM as evidence (its other predictions then condition on them).
+    SGNN-EBM as evidence (its other predictions then condition on them; a known label's own
+    column holds that label).
     """
     predictor = load_predictor(model_dir)
     graphs = featurize_to_graphset(table.smiles, predictor.featurizer, workers=workers)
     evidence = evidence_from_table(table, predictor.task_names) if use_labels else None
-    preds = predictor.predict(graphs, evidence=evidence)
+    preds = predictor.predict(graphs, evidence=evidence, precision=precision)
     df = _frame(table)
     cols = {}
     for t, name in enumerate(predictor.task_names):
