@@ -12,6 +12,7 @@ from fewmol.cli import data as data_cli
 from fewmol.cli.conformers import conformers
 from fewmol.cli.dta import dta
 from fewmol.cli.embed import embed
+from fewmol.cli.evaluate import evaluate
 from fewmol.cli.finetune import finetune
 from fewmol.cli.import_weights import import_weights
 from fewmol.cli.multitask import multitask
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command(no_args_is_help=True)(finetune)
 app.command(no_args_is_help=True)(predict)
 app.command(no_args_is_help=True)(embed)
+app.command(no_args_is_help=True)(evaluate)
 app.command(no_args_is_help=True)(conformers)
 app.command(no_args_is_help=True)(dta)
 app.command(no_args_is_help=True)(pretrain)

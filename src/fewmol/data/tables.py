@@ -319,6 +319,11 @@ def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, np.ndar
     return df, where, ~nonblank[:last]
 
 
+def table_columns(source: str | Path | pd.DataFrame) -> list[str]:
+    """The column names of a table (read as :func:`read_table` reads it)."""
+    return [str(c) for c in _load(source)[0].columns]
+
+
 # ----------------------------------------------------------------------------- columns
 
 

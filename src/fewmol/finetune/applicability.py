@@ -20,6 +20,7 @@ import torch
 
 from fewmol.chem.fingerprints import FP_BITS, FP_RADIUS, max_tanimoto, morgan_packed
 from fewmol.errors import ModelFileError
+from fewmol.finetune.metrics import evaluate
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -206,3 +207,12 @@ def fit_on_rows(
     else:
         ad.info["thresholds_from"] = None  # no validation split: scores only, no in/out flag
     return ad, sim, dist, ad.flag(sim, dist)
+
+
+def domain_report(task_type: str, y: np.ndarray, pred: np.ndarray, flag: np.ndarray) -> dict:
+    """Share of molecules in domain and the metrics inside vs outside (does the flag work?)."""
+    out: dict[str, Any] = {"n": int(len(y)), "in_domain_fraction": float(flag.mean())}
+    for name, m in (("in_domain", flag), ("out_of_domain", ~flag)):
+        if m.sum() >= 2:
+            out[name] = evaluate(task_type, y[m], pred[m])
+    return out

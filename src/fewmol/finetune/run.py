@@ -30,7 +30,7 @@ from fewmol.data.splits import Split
 from fewmol.data.store import featurize_to_graphset
 from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.applicability import DEFAULT_QUANTILE, fit_on_rows
+from fewmol.finetune.applicability import DEFAULT_QUANTILE, domain_report, fit_on_rows
 from fewmol.finetune.baseline import BASELINES, rf_baseline
 from fewmol.finetune.calibration import (
     CALIBRATION_FILE,
@@ -435,15 +435,6 @@ def uncertainty_name(n_members: int, mc_dropout: int) -> str:
     return " + ".join(parts) or "none"
 
 
-def _ad_report(task_type: str, y: np.ndarray, pred: np.ndarray, flag: np.ndarray) -> dict:
-    """Share of molecules in domain and the metrics inside vs outside (does the flag work?)."""
-    out: dict[str, Any] = {"n": int(len(y)), "in_domain_fraction": float(flag.mean())}
-    for name, m in (("in_domain", flag), ("out_of_domain", ~flag)):
-        if m.sum() >= 2:
-            out[name] = evaluate(task_type, y[m], pred[m])
-    return out
-
-
 def finish_model_dir(
     out_dir: Path,
     member_dirs: list[Path],
@@ -508,7 +499,7 @@ def finish_model_dir(
         embedding_from="model" if Path(member_dirs[0]) == out_dir else Path(member_dirs[0]).name,
     )
     if flag is not None and len(te):
-        ad.info["test"] = _ad_report(task_type, y[te], mean[te], flag[te])
+        ad.info["test"] = domain_report(task_type, y[te], mean[te], flag[te])
     ad.save(out_dir)
     extras["applicability"] = {
         "sim_threshold": ad.sim_threshold,
