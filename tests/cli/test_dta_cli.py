@@ -53,3 +53,52 @@ def test_unknown_dataset_and_bad_flags_exit_2(shared_data: Path, tmp_path: Path)
     _user_error(
         runner.invoke(app, ["dta", "kiba", *out, "--init", str(tmp_path / "nope")]), "--init"
     )
+
+
+def test_predict_on_a_dta_dir_reproduces_the_run_and_flags_bad_rows(
+    shared_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from fewmol.data.dta import load_dta
+
+    monkeypatch.setenv("FEWMOL_DATA", str(shared_data))
+    run = tmp_path / "run"
+    args = ["dta", "davis", "--epochs", "1", "--max-pairs", "300", "--out", str(run), *TINY]
+    assert runner.invoke(app, [*args, "--data-dir", str(shared_data)]).exit_code == 0
+    data = load_dta("davis", shared_data)
+    done = pd.read_csv(run / "predictions.csv")
+    pairs = done["pair"].to_numpy()
+    table = pd.DataFrame(
+        {
+            "Drug SMILES": [data.smiles[i] for i in data.drug_idx[pairs]],
+            "Target Sequence": [data.proteins.sequence(j) for j in data.prot_idx[pairs]],
+        }
+    )
+    seq0 = table.loc[0, "Target Sequence"]
+    table.loc[len(table)] = ["C1CC", seq0]  # unparsable SMILES
+    table.loc[len(table)] = ["CCO", "MKV-123"]  # not a sequence
+    table.loc[len(table)] = ["CCO", ""]  # no sequence
+    inp, out = tmp_path / "pairs.csv", tmp_path / "pred.csv"
+    table.to_csv(inp, index=False)
+    result = runner.invoke(app, ["predict", str(run), str(inp), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "truncated to 200" in " ".join(result.stderr.split())
+    pred = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    assert len(pred) == len(table) and pred["row"].tolist() == list(range(len(table)))
+    n = len(done)
+    assert pred["valid"].tolist() == [True] * n + [False] * 3
+    # the same weights on the same pairs: the run's own (best-epoch) test/valid predictions
+    np.testing.assert_allclose(pred["pKd_pred"][:n], done["prediction"], atol=1e-4)
+    errors = pred["error"].tolist()[n:]
+    assert "invalid SMILES" in errors[0]
+    assert "other than amino-acid letters" in errors[1] and "empty protein" in errors[2]
+    assert pred["pKd_pred"][n:].isna().all()
+
+    no_protein = tmp_path / "smiles_only.csv"
+    table[["Drug SMILES"]].to_csv(no_protein, index=False)
+    _user_error(
+        runner.invoke(app, ["predict", str(run), str(no_protein), "--out", str(out)]),
+        "--protein-col",
+    )

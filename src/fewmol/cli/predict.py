@@ -8,13 +8,16 @@ import typer
 
 from fewmol.cli.common import console, err_console, inference_precision_option, user_errors
 from fewmol.cli.multitask import predict_multitask
+from fewmol.dta.predict import is_dta_dir
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, predict_file
 from fewmol.multitask.predict import is_multitask_dir
 
 
 def predict(
-    model_dir: Path = typer.Argument(..., help="A model dir written by `fewmol finetune`."),
+    model_dir: Path = typer.Argument(
+        ..., help="A model dir from `fewmol finetune`, `fewmol multitask` or `fewmol dta`."
+    ),
     input: Path = typer.Argument(..., help="CSV with a SMILES column."),
     out: Path = typer.Option(..., "--out", "-o", help="Output CSV."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
@@ -29,6 +32,11 @@ def predict(
     force: bool = typer.Option(False, help="Discard the chunks of an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     precision: str = inference_precision_option(),
+    protein_col: str = typer.Option(
+        None,
+        help="`fewmol dta` model dirs: column of protein sequences (default: one named "
+        "sequence, protein_sequence, target_sequence, protein, seq or target).",
+    ),
     known_labels: bool = typer.Option(
         False,
         help="Multi-task SGNN-EBM dirs: INPUT columns named like tasks hold labels already "
@@ -41,6 +49,11 @@ def predict(
     (ensembles / MC-dropout), _lower/_upper (regression) or _prob_cal (classification); then
     ad_max_tanimoto, ad_nearest_distance, ad_in_domain.
     """
+    if is_dta_dir(model_dir):  # `fewmol dta` dirs: one affinity per (SMILES, sequence) row
+        with user_errors():
+            if known_labels:
+                raise InvalidInputError("--known-labels is for multi-task model dirs")
+            return predict_dta(model_dir, input, out, smiles_col, protein_col, workers, precision)
     if is_multitask_dir(model_dir):  # `fewmol multitask` dirs: Gibbs marginals / sigmoids
         return predict_multitask(
             model_dir, input, out, smiles_col, workers, precision, known_labels
@@ -75,3 +88,34 @@ def predict(
         console.print(f"wrote {n_rows} rows to {out} ({rate:,.0f} rows/s)")
         if members_out is not None:
             console.print(f"members' predictions in {members_out}")
+
+
+def predict_dta(
+    model_dir: Path,
+    input: Path,
+    out: Path,
+    smiles_col: str | None,
+    protein_col: str | None,
+    workers: int,
+    precision: str,
+) -> None:
+    """`fewmol predict` on a DTA model dir: the affinity of each (SMILES, sequence) row."""
+    from fewmol.dta.predict import predict_pairs
+    from fewmol.io.checkpoint import write_text
+
+    df, summary = predict_pairs(
+        model_dir, input, smiles_col, protein_col, workers=workers, precision=precision
+    )
+    for note in summary["notes"]:
+        err_console.print(f"note: {note}", markup=False)
+    write_text(out, df.to_csv(index=False))
+    invalid = summary["n_rows"] - summary["n_valid"]
+    if invalid:
+        err_console.print(
+            f"{invalid} rows could not be predicted (valid=False, reason in the 'error' column)"
+        )
+    console.print(
+        f"wrote {summary['n_rows']} rows to {out} ({summary['units']} of each "
+        f"(SMILES, {summary['protein_col']}) pair)",
+        markup=False,
+    )
