@@ -96,6 +96,22 @@ def test_predict_on_a_dta_dir_reproduces_the_run_and_flags_bad_rows(
     assert "other than amino-acid letters" in errors[1] and "empty protein" in errors[2]
     assert pred["pKd_pred"][n:].isna().all()
 
+    # evaluate: the measured pKd beside each pair gives the run's own MSE on those pairs
+    from fewmol.dta.module import dta_metrics
+
+    table["pKd"] = list(done["pKd"]) + [7.0, 7.0, 7.0]
+    table.to_csv(inp, index=False)
+    report = tmp_path / "eval.json"
+    result = runner.invoke(app, ["evaluate", str(run), str(inp), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    r = json.loads(report.read_text())
+    expected = dta_metrics(done["pKd"].to_numpy(), done["prediction"].to_numpy())
+    assert r["n_evaluated"] == n and [b["row"] for b in r["bad_rows"]] == [n, n + 1, n + 2]
+    assert r["metrics"]["mse"] == pytest.approx(expected["mse"], rel=1e-4)
+    assert r["metrics"]["ci"] == pytest.approx(expected["ci"], abs=1e-6)
+    table.drop(columns="pKd").to_csv(inp, index=False)
+    _user_error(runner.invoke(app, ["evaluate", str(run), str(inp)]), "measured affinities")
+
     no_protein = tmp_path / "smiles_only.csv"
     table[["Drug SMILES"]].to_csv(no_protein, index=False)
     _user_error(

@@ -27,15 +27,18 @@ def _fmt(v: Any) -> str:
 
 def _print_report(r: dict[str, Any]) -> None:
     """The headline, per-task table, applicability and calibration lines."""
-    main = "roc_auc" if r["task_type"] == "classification" else "rmse"
+    main = {"classification": "roc_auc", "dta": "mse"}.get(r["task_type"], "rmse")
     m = r["metrics"]
     line = f"{main} {_fmt(m.get(main))}"
-    extra = ("prc_auc",) if main == "roc_auc" else ("mae", "r2")
+    extra = {"roc_auc": ("prc_auc",), "mse": ("ci", "pearson")}.get(main, ("mae", "r2"))
     line += " (" + ", ".join(f"{k} {_fmt(m.get(k))}" for k in extra) + ")"
-    console.print(
-        f"evaluated {r['n_evaluated']} molecules ({r['n_labels']} labels, "
-        f"{m.get('n_tasks_scored', 0)} of {len(r['per_task'])} task(s) scored): {line}"
-    )
+    if r["task_type"] == "dta":
+        console.print(f"evaluated {r['n_evaluated']} pairs ({r['units']}): {line}")
+    else:
+        console.print(
+            f"evaluated {r['n_evaluated']} molecules ({r['n_labels']} labels, "
+            f"{m.get('n_tasks_scored', 0)} of {len(r['per_task'])} task(s) scored): {line}"
+        )
     if r.get("tasks_without_labels"):
         missing = r["tasks_without_labels"]
         console.print(
@@ -84,9 +87,11 @@ def _print_report(r: dict[str, Any]) -> None:
 
 def evaluate(
     model_dir: Path = typer.Argument(
-        ..., help="A model dir from `fewmol finetune` (or an ensemble, or `fewmol multitask`)."
+        ..., help="A model dir from `fewmol finetune` (or an ensemble), `multitask` or `dta`."
     ),
-    data: Path = typer.Argument(..., help="CSV with a SMILES column and measured labels."),
+    data: Path = typer.Argument(
+        ..., help="CSV with a SMILES column and measured labels (DTA: and protein sequences)."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Write the full report here (JSON)."),
     predictions: Path = typer.Option(
         None, help="Write every row's predictions beside its labels here (CSV)."

@@ -150,9 +150,12 @@ def evaluate_model(
     precision: str = "32-true",
 ) -> Evaluation:
     """Predict the labelled molecules of ``source`` with ``model_dir`` and score them."""
+    from fewmol.dta.predict import is_dta_dir
     from fewmol.multitask.predict import is_multitask_dir
 
     model_dir = Path(model_dir)
+    if is_dta_dir(model_dir):
+        return _evaluate_dta(model_dir, source, smiles_col, target_cols, precision)
     if is_multitask_dir(model_dir):
         return _evaluate_multitask(
             model_dir, source, smiles_col, target_cols, on_invalid, precision
@@ -199,6 +202,57 @@ def _evaluate_multitask(
     mean = np.stack([df[f"{n}_pred"].to_numpy(np.float64)[table.rows] for n in names], axis=1)
     report = _base_report(model_dir, table, names, "classification", y, mean)
     return Evaluation(report, _with_labels(df, table, names, y))
+
+
+def _evaluate_dta(
+    model_dir: Path,
+    source: str | Path | pd.DataFrame,
+    smiles_col: str | None,
+    target_cols: list[str] | None,
+    precision: str,
+) -> Evaluation:
+    """DTA dirs: affinity of each (SMILES, sequence) row against a measured affinity column."""
+    from fewmol.dta.module import dta_metrics
+    from fewmol.dta.predict import predict_pairs
+
+    df, summary = predict_pairs(model_dir, source, smiles_col, precision=precision)
+    units = summary["units"]
+    if target_cols and len(target_cols) != 1:
+        raise InvalidInputError("--target-cols: a DTA model has one target, give one column")
+    candidates = target_cols or [units, "affinity", "label", "y"]
+    col = next((c for c in candidates if c in df.columns), None)
+    if col is None:
+        raise InvalidInputError(
+            f"no column of measured affinities ({', '.join(candidates)}); pass --target-cols"
+        )
+    y = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+    pred = df[f"{units}_pred"].to_numpy(np.float64)
+    ok = df["valid"].to_numpy(bool) & np.isfinite(y)
+    if not ok.any():
+        raise InvalidInputError(f"no row has both a valid pair and a numeric {col!r}")
+    bad = [
+        {"row": int(i), "reason": df["error"].iloc[i] or f"no numeric {col}"}
+        for i in np.flatnonzero(~ok)
+    ]
+    own = _own_test_score(model_dir)
+    report = {
+        "model_dir": str(model_dir),
+        "task_type": "dta",
+        "units": units,
+        "read": f"read {len(df)} rows: {int(ok.sum())} scored, {len(bad)} not",
+        "notes": summary["notes"],
+        "n_rows": len(df),
+        "n_evaluated": int(ok.sum()),
+        "n_labels": int(ok.sum()),
+        "bad_rows": bad,
+        "metrics": _finite(dta_metrics(y[ok], pred[ok])),
+        "per_task": {},
+        "tasks_without_labels": [],
+        "model_test_at_best_valid": own,
+    }
+    out = df.copy()
+    out[f"{units}_label"] = np.where(ok, y, np.nan)
+    return Evaluation(report, out)
 
 
 def _base_report(
