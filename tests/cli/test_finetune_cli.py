@@ -251,3 +251,50 @@ def test_split_file_with_wrong_length(tmp_path) -> None:
     pd.DataFrame({"split": ["train"] * 10}).to_csv(path, index=False)
     result = _finetune(str(TINY), "--out", str(tmp_path / "m"), "--split", str(path))
     _user_error(result, "10 split labels", "76 rows")
+
+
+def test_folds_give_out_of_fold_predictions_for_every_molecule(tmp_path: Path) -> None:
+    import numpy as np
+
+    from fewmol.finetune.metrics import classification_metrics
+
+    out = tmp_path / "cv"
+    result = _finetune(str(TINY), "--folds", "3", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "out-of-fold roc_auc of all 70 molecules" in _flat(result.stdout)
+    oof = pd.read_csv(out / "oof_predictions.csv")
+    kept = [r for r in range(76) if r not in BAD_ROWS]
+    assert oof["row"].tolist() == kept  # every kept molecule once, in input order
+    summary = json.loads((out / "cv_summary.json").read_text())
+    assert summary["n_folds"] == 3 and summary["split"] == "scaffold"
+    for k in range(3):
+        split = json.loads((out / f"fold{k}" / "split.json").read_text())
+        tested = oof.loc[oof["fold"] == k, "row"].to_numpy()
+        # split.json indexes kept rows; the fold's test molecules are its oof rows
+        assert sorted(np.asarray(kept)[split["test"]].tolist()) == sorted(tested.tolist())
+        fold_metrics = json.loads((out / f"fold{k}" / "metrics.json").read_text())
+        assert summary["test_at_best_valid"]["roc_auc"]["values"][k] == pytest.approx(
+            fold_metrics["test_at_best_valid"]["roc_auc"]
+        )
+    tasks = ["Acid (active=1)", "N-count > 0 [class]"]
+    y = oof[tasks].to_numpy(float)
+    p = oof[[f"{t}_pred" for t in tasks]].to_numpy(float)
+    pooled = classification_metrics(y, p)["roc_auc"]
+    assert summary["out_of_fold"]["roc_auc"] == pytest.approx(pooled)
+    again = _finetune(str(TINY), "--folds", "3", "--out", str(out), "--resume")
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "cv_summary.json").read_text()) == summary  # finished folds kept
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--folds", "1"], "at least 2 folds"),
+        (["--folds", "3", "--seeds", "0,1"], "one model per fold"),
+        (["--folds", "3", "--split", "column:x"], "--split scaffold or random"),
+    ],
+)
+def test_bad_fold_options_exit_2(tmp_path: Path, extra: list[str], fragment: str) -> None:
+    result = _finetune(str(TINY), "--out", str(tmp_path / "x"), *extra)
+    assert result.exit_code == 2, result.output
+    assert fragment in _flat(result.stderr)

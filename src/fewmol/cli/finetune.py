@@ -18,9 +18,11 @@ from fewmol.cli.common import (
     split_list,
     user_errors,
 )
-from fewmol.data.splits import SPLIT_NAMES, Split, make_split, split_from_labels
+from fewmol.data.collate import GraphSet
+from fewmol.data.splits import SPLIT_NAMES, Split, kfold_splits, make_split, split_from_labels
 from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
+from fewmol.finetune.crossval import OOF_FILE, SUMMARY_FILE, fold_dir, summarize_folds
 from fewmol.finetune.run import (
     FinetuneConfig,
     featurize_table,
@@ -102,6 +104,12 @@ def finetune(
     unfreeze_after: int = typer.Option(
         None, help="Keep the --init encoder fixed for this many epochs, then train it."
     ),
+    folds: int = typer.Option(
+        None,
+        help="K-fold cross-validation: K models (DIR/fold<k>/), each tested on the molecules "
+        "the others train on (scaffold folds with --split scaffold); out-of-fold predictions "
+        "and scores in DIR/oof_predictions.csv and DIR/cv_summary.json.",
+    ),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
@@ -126,6 +134,17 @@ def finetune(
                     "--seeds a,b,c, not both"
                 )
             seed_list = [seed_list[0] + k for k in range(ensemble)]
+        if folds is not None:
+            if folds < 2:
+                raise InvalidInputError(f"--folds needs at least 2 folds, got {folds}")
+            if ensemble is not None or len(seed_list) > 1:
+                raise InvalidInputError(
+                    "--folds trains one model per fold; drop --ensemble/--seeds"
+                )
+            if split not in ("scaffold", "random"):
+                raise InvalidInputError(
+                    f"--folds works with --split scaffold or random, not {split!r}"
+                )
         if task not in (None, "classification", "regression"):
             raise InvalidInputError(f"--task must be classification or regression, got {task!r}")
         if on_invalid not in ("skip", "error"):
@@ -162,6 +181,7 @@ def finetune(
                     "split": split,
                     "on_invalid": on_invalid,
                     "ensemble": ensemble,
+                    "folds": folds,
                     "hygiene": hygiene.to_dict(),
                 },
             )
@@ -180,6 +200,10 @@ def finetune(
         if not child:
             report_bad_rows(table, out)
         graphs = featurize_table(table, featurizer, workers)
+        if folds is not None:
+            return _crossvalidate(
+                table, folds, split, config(seed_list[0], baseline), out, resume, info, graphs
+            )
         # an ensemble shares one split (its validation molecules must be held out of every
         # member); plain --seeds keep one split per seed, as the benchmarks do
         first = resolve_split(split, table, data, seed_list[0])
@@ -225,6 +249,42 @@ def finetune(
                 "model (use --ensemble N for that); each seed dir has its own calibration"
             )
         write_json(out / "summary.json", summary)
+
+
+def _crossvalidate(
+    table: Table,
+    folds: int,
+    split: str,
+    cfg: FinetuneConfig,
+    out: Path,
+    resume: bool,
+    info: dict,
+    graphs: GraphSet,
+) -> None:
+    """One model per fold, then the out-of-fold predictions and the summary."""
+    splits = kfold_splits(table.smiles, folds, split, cfg.seed)
+    dirs, all_metrics = [], []
+    for k, fold_split in enumerate(splits):
+        run_dir = fold_dir(out, k)
+        metrics = run_finetune(table, fold_split, cfg, run_dir, resume, info, graphs)
+        if not metrics:  # a non-zero DDP rank
+            return
+        m = metrics["select_metric"]
+        console.print(
+            f"fold {k + 1}/{folds}: test {m} = {_fmt(metrics['test_at_best_valid'].get(m))} "
+            f"on {len(fold_split.test)} molecules; model dir: {run_dir}"
+        )
+        dirs.append(run_dir)
+        all_metrics.append(metrics)
+    summary = summarize_folds(table, splits, dirs, all_metrics)
+    m = all_metrics[0]["select_metric"]
+    s = summary["test_at_best_valid"].get(m)
+    if s:
+        console.print(f"test {m} over {folds} folds: {s['mean']:.4f} ± {s['std']:.4f}")
+    console.print(
+        f"out-of-fold {m} of all {summary['n_out_of_fold']} molecules: "
+        f"{_fmt(summary['out_of_fold'].get(m))}; {out / OOF_FILE}, {out / SUMMARY_FILE}"
+    )
 
 
 def _same_split(a: Split, b: Split) -> bool:

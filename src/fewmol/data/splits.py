@@ -139,3 +139,71 @@ def make_split(
             raise InvalidInputError("a custom split needs one train/valid/test label per row")
         return split_from_labels(labels)
     raise InvalidInputError(f"unknown split {kind!r}; expected scaffold, random or a file/column")
+
+
+def kfold_splits(
+    smiles: Sequence[str],
+    k: int,
+    kind: str = "scaffold",
+    seed: int = 0,
+    valid_frac: float = 0.1,
+) -> list[Split]:
+    """K cross-validation splits: every molecule is in exactly one test fold.
+
+    ``scaffold``: whole Bemis–Murcko groups are dealt to folds, largest first, each to the
+    fold with the fewest molecules so far (as scikit-learn's GroupKFold), so no scaffold is
+    in two folds; deterministic. ``random``: a seeded permutation cut into k near-equal
+    folds. In fold i the other folds are split into train and a validation part of about
+    ``valid_frac`` of all molecules: the smallest scaffold groups (as :func:`scaffold_split`
+    puts them in valid) or a seeded random sample.
+    """
+    n = len(smiles)
+    if k < 2:
+        raise InvalidInputError(f"--folds needs at least 2 folds, got {k}")
+    if kind not in ("scaffold", "random"):
+        raise InvalidInputError(f"--folds works with --split scaffold or random, not {kind!r}")
+    if not 0 <= valid_frac < 1 - 1 / k:
+        raise InvalidInputError(f"valid fraction {valid_frac} leaves no training molecules")
+    if kind == "scaffold":
+        by_scaffold: dict[str, list[int]] = {}
+        for i, sc in enumerate(scaffolds(smiles)):
+            by_scaffold.setdefault(sc, []).append(i)
+        groups = sorted(by_scaffold.values(), key=lambda g: (len(g), g[0]), reverse=True)
+        if len(groups) < k:
+            raise InvalidInputError(
+                f"{len(groups)} distinct scaffolds cannot fill {k} scaffold folds; use fewer "
+                "--folds or --split random"
+            )
+        fold_of_group = np.empty(len(groups), dtype=np.int64)
+        sizes = np.zeros(k, dtype=np.int64)
+        for gi, g in enumerate(groups):
+            f = int(np.argmin(sizes))  # first of the lightest folds
+            fold_of_group[gi] = f
+            sizes[f] += len(g)
+        fold = np.empty(n, dtype=np.int64)
+        for gi, g in enumerate(groups):
+            fold[g] = fold_of_group[gi]
+    else:
+        if n < k:
+            raise InvalidInputError(f"{n} molecules cannot fill {k} folds")
+        fold = np.empty(n, dtype=np.int64)
+        for f, part in enumerate(np.array_split(np.random.default_rng(seed).permutation(n), k)):
+            fold[part] = f
+    out = []
+    for f in range(k):
+        test = np.flatnonzero(fold == f)
+        rest = np.flatnonzero(fold != f)
+        n_valid = valid_frac * n
+        if kind == "scaffold":
+            rest_groups = [g for gi, g in enumerate(groups) if fold_of_group[gi] != f]
+            train: list[int] = []
+            valid: list[int] = []
+            for g in rest_groups:  # largest first, so valid gets the rarest scaffolds
+                (train if len(train) + len(g) <= len(rest) - n_valid else valid).extend(g)
+            tr, va = np.sort(np.asarray(train, np.int64)), np.sort(np.asarray(valid, np.int64))
+        else:
+            perm = np.random.default_rng([seed, f]).permutation(rest)
+            cut = int(round(n_valid))
+            tr, va = np.sort(perm[cut:]), np.sort(perm[:cut])
+        out.append(Split(tr, va, test, kind=f"{kind}-kfold({f + 1}/{k})"))
+    return out

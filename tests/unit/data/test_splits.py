@@ -17,6 +17,7 @@ from fewmol.data import splits
 from fewmol.data.splits import (
     SPLIT_NAMES,
     Split,
+    kfold_splits,
     make_split,
     random_split,
     scaffold_split,
@@ -263,3 +264,52 @@ def test_split_json_round_trip(tmp_path: Path) -> None:
     empty.to_json(path)
     back = Split.from_json(path)
     assert back.train.tolist() == [0, 1] and back.valid.dtype == np.int64 and len(back.test) == 0
+
+
+def test_scaffold_kfold_tests_each_molecule_once_and_never_splits_a_scaffold(
+    bbbp: list[str], bbbp_scaffolds_and_split
+) -> None:
+    sc = np.asarray(bbbp_scaffolds_and_split[0], dtype=object)
+    folds = kfold_splits(bbbp, 5, "scaffold")
+    assert len(folds) == 5
+    tests = np.concatenate([f.test for f in folds])
+    assert np.array_equal(np.sort(tests), np.arange(len(bbbp)))  # each molecule tested once
+    sizes = [len(f.test) for f in folds]
+    assert max(sizes) - min(sizes) <= 1  # balanced (BBBP has many singleton scaffolds)
+    for k, f in enumerate(folds):
+        _check_partition(f, len(bbbp))
+        assert f.kind == f"scaffold-kfold({k + 1}/5)"
+        test_sc = set(sc[f.test])
+        assert not test_sc & set(sc[f.train]) and not test_sc & set(sc[f.valid])
+        assert not set(sc[f.train]) & set(sc[f.valid])
+        assert abs(len(f.valid) - 0.1 * len(bbbp)) <= 0.02 * len(bbbp)
+    for a in range(5):  # a scaffold lives in one test fold only
+        for b in range(a + 1, 5):
+            assert not set(sc[folds[a].test]) & set(sc[folds[b].test])
+    assert [_digest(f) for f in folds] == [_digest(f) for f in kfold_splits(bbbp, 5)]
+
+
+def test_random_kfold_is_seeded_and_covers_everything() -> None:
+    smiles = ["C"] * 103
+    a, b = kfold_splits(smiles, 4, "random", seed=1), kfold_splits(smiles, 4, "random", seed=1)
+    c = kfold_splits(smiles, 4, "random", seed=2)
+    assert [_digest(f) for f in a] == [_digest(f) for f in b] != [_digest(f) for f in c]
+    assert np.array_equal(np.sort(np.concatenate([f.test for f in a])), np.arange(103))
+    assert sorted(len(f.test) for f in a) == [25, 26, 26, 26]
+    for f in a:
+        _check_partition(f, 103)
+        assert len(f.valid) == 10
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ((["C", "CC", "CCC"], 1, "scaffold"), "at least 2"),
+        ((["c1ccccc1", "c1ccccc1C", "CC"], 3, "scaffold"), "2 distinct scaffolds"),
+        ((["C", "CC"], 3, "random"), "cannot fill 3 folds"),
+        ((["C", "CC", "CCC"], 2, "column:x"), "--split scaffold or random"),
+    ],
+)
+def test_kfold_errors(args, fragment) -> None:
+    with pytest.raises(InvalidInputError, match=fragment):
+        kfold_splits(*args)
