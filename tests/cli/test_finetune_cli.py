@@ -281,6 +281,14 @@ def test_folds_give_out_of_fold_predictions_for_every_molecule(tmp_path: Path) -
     p = oof[[f"{t}_pred" for t in tasks]].to_numpy(float)
     pooled = classification_metrics(y, p)["roc_auc"]
     assert summary["out_of_fold"]["roc_auc"] == pytest.approx(pooled)
+    # the cross-validation dir predicts new molecules with the mean of its fold models
+    preds, members = tmp_path / "p.csv", tmp_path / "m.csv"
+    args = ["predict", str(out), str(TINY), "--out", str(preds), "--members-out", str(members)]
+    assert runner.invoke(app, args).exit_code == 0
+    mean, per_fold = pd.read_csv(preds), pd.read_csv(members)
+    for t in tasks:
+        folds_t = per_fold[[f"{t}_fold{k}" for k in range(3)]].to_numpy()
+        np.testing.assert_allclose(mean[f"{t}_pred"], folds_t.mean(1), atol=1e-6)
     again = _finetune(str(TINY), "--folds", "3", "--out", str(out), "--resume")
     assert again.exit_code == 0, again.output
     assert json.loads((out / "cv_summary.json").read_text()) == summary  # finished folds kept

@@ -56,7 +56,10 @@ DEFAULT_CHUNK_ROWS = 10240  # a multiple of the inference batch, see fewmol.fine
 
 
 def model_members(path: str | Path) -> list[Path]:
-    """The model dirs behind ``path``: itself, or its ``seed*/`` runs (averaged as an ensemble)."""
+    """The model dirs behind ``path``: itself, or its ``seed*/`` or ``fold*/`` runs (averaged).
+
+    A cross-validation dir (``finetune --folds``) predicts with the mean of its fold models.
+    """
     path = Path(path)
     if is_model_dir(path):
         return [path]
@@ -70,11 +73,17 @@ def model_members(path: str | Path) -> list[Path]:
                 "are missing or incomplete"
             )
         return members
-    members = sorted(p for p in path.glob("seed*") if is_model_dir(p))
+    for prefix in ("seed", "fold"):
+        runs = [p for p in path.glob(f"{prefix}*") if p.name[len(prefix) :].isdigit()]
+        members = sorted(
+            (p for p in runs if is_model_dir(p)), key=lambda p: int(p.name[len(prefix) :])
+        )
+        if members:
+            break
     if not members:
         raise ModelFileError(
             f"{path} is not a fewmol model dir (no config.json + model.safetensors) and has no "
-            "seed*/ model dirs; point at the --out of `fewmol finetune`"
+            "seed*/ or fold*/ model dirs; point at the --out of `fewmol finetune`"
         )
     return members
 
@@ -152,7 +161,8 @@ class Predictor:
         if self.calibration is None:
             out.append(
                 "no calibration.json in this model dir (an older fewmol, no validation split, "
-                "or seeds trained on different splits: use --ensemble): no calibrated columns"
+                "or seeds / folds trained on different splits: use --ensemble): no calibrated "
+                "columns"
             )
         if self.applicability is None:
             out.append(
