@@ -306,3 +306,34 @@ def test_bad_fold_options_exit_2(tmp_path: Path, extra: list[str], fragment: str
     result = _finetune(str(TINY), "--out", str(tmp_path / "x"), *extra)
     assert result.exit_code == 2, result.output
     assert fragment in _flat(result.stderr)
+
+
+def test_tune_copies_the_best_validation_trial_to_out(tmp_path: Path) -> None:
+    out = tmp_path / "tuned"
+    result = _finetune(str(TINY), "--tune", "3", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(out / "trials.csv")
+    tune = json.loads((out / "tune.json").read_text())
+    assert len(trials) == 3 and trials.loc[0, "lr"] == 0.001  # trial 0: the given settings
+    best = int(trials["valid_roc_auc"].idxmax())  # first of the best, as is_better keeps
+    assert tune["best_trial"] == best
+    winner = out / "trials" / f"trial{best:03d}"
+    assert (out / "model.safetensors").read_bytes() == (winner / "model.safetensors").read_bytes()
+    assert json.loads((out / "config.json").read_text())["training"]["lr"] == trials.loc[best, "lr"]
+    assert "best of 3 trials by validation" in _flat(result.stdout)
+    pred = runner.invoke(app, ["predict", str(out), str(TINY), "--out", str(tmp_path / "p.csv")])
+    assert pred.exit_code == 0, pred.output
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--tune", "1"], "at least 2 trials"),
+        (["--tune", "3", "--folds", "3"], "searches one model"),
+        (["--tune", "3", "--baseline", "rf"], "separate finetune"),
+    ],
+)
+def test_bad_tune_options_exit_2(tmp_path: Path, extra: list[str], fragment: str) -> None:
+    result = _finetune(str(TINY), "--out", str(tmp_path / "x"), *extra)
+    assert result.exit_code == 2, result.output
+    assert fragment in _flat(result.stderr)

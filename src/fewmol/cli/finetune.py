@@ -30,6 +30,7 @@ from fewmol.finetune.run import (
     summarize_seeds,
 )
 from fewmol.finetune.run import finetune as run_finetune
+from fewmol.finetune.tune import TRIALS_FILE, run_search, sample_trials
 from fewmol.io.checkpoint import write_json
 
 
@@ -110,6 +111,12 @@ def finetune(
         "the others train on (scaffold folds with --split scaffold); out-of-fold predictions "
         "and scores in DIR/oof_predictions.csv and DIR/cv_summary.json.",
     ),
+    tune: int = typer.Option(
+        None,
+        help="Hyperparameter search: N trials (the given settings first, then seeded random lr, "
+        "dropout, weight decay and batch size) on one split; the best by validation is "
+        "copied to --out; all in DIR/trials.csv.",
+    ),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
@@ -144,6 +151,19 @@ def finetune(
             if split not in ("scaffold", "random"):
                 raise InvalidInputError(
                     f"--folds works with --split scaffold or random, not {split!r}"
+                )
+        if tune is not None:
+            if tune < 2:
+                raise InvalidInputError(f"--tune needs at least 2 trials, got {tune}")
+            if folds is not None or ensemble is not None or len(seed_list) > 1:
+                raise InvalidInputError(
+                    "--tune searches one model's settings; drop --folds / --ensemble / the "
+                    "other --seeds (fine-tune the winner's settings with them afterwards)"
+                )
+            if baseline != "none":
+                raise InvalidInputError(
+                    "--baseline with --tune would refit the baseline in every trial; run it "
+                    "in a separate finetune"
                 )
         if task not in (None, "classification", "regression"):
             raise InvalidInputError(f"--task must be classification or regression, got {task!r}")
@@ -182,6 +202,7 @@ def finetune(
                     "on_invalid": on_invalid,
                     "ensemble": ensemble,
                     "folds": folds,
+                    "tune": tune,
                     "hygiene": hygiene.to_dict(),
                 },
             )
@@ -200,6 +221,11 @@ def finetune(
         if not child:
             report_bad_rows(table, out)
         graphs = featurize_table(table, featurizer, workers)
+        if tune is not None:
+            the_split = resolve_split(split, table, data, seed_list[0])
+            return _tune(
+                table, the_split, tune, config(seed_list[0], baseline), out, resume, info, graphs
+            )
         if folds is not None:
             return _crossvalidate(
                 table, folds, split, config(seed_list[0], baseline), out, resume, info, graphs
@@ -284,6 +310,44 @@ def _crossvalidate(
     console.print(
         f"out-of-fold {m} of all {summary['n_out_of_fold']} molecules: "
         f"{_fmt(summary['out_of_fold'].get(m))}; {out / OOF_FILE}, {out / SUMMARY_FILE}"
+    )
+
+
+def _tune(
+    table: Table,
+    split: Split,
+    n_trials: int,
+    base: FinetuneConfig,
+    out: Path,
+    resume: bool,
+    info: dict,
+    graphs: GraphSet,
+) -> None:
+    """Seeded random search on one split; the best trial by validation becomes --out."""
+
+    def show(k: int, setting: dict, metrics: dict) -> None:
+        m = metrics["select_metric"]
+        shown = ", ".join(f"{name} {v:g}" for name, v in setting.items())
+        console.print(
+            f"trial {k}: {shown}: valid {m} {_fmt(metrics['best_valid'].get(m))}, "
+            f"test {_fmt(metrics['test_at_best_valid'].get(m))}"
+        )
+
+    summary = run_search(
+        base,
+        sample_trials(n_trials, base.seed),
+        out,
+        lambda cfg, d: run_finetune(table, split, cfg, d, resume, info, graphs),
+        show,
+    )
+    if summary is None:  # a non-zero DDP rank
+        return
+    m = summary["select_metric"]
+    best = ", ".join(f"{k} {v:g}" for k, v in summary["best_settings"].items())
+    console.print(
+        f"best of {n_trials} trials by validation: trial {summary['best_trial']} ({best}): "
+        f"valid {m} {_fmt(summary['best_valid'])}, test {_fmt(summary['test_of_best'])}; "
+        f"model dir: {out} (all trials: {out / TRIALS_FILE})"
     )
 
 
