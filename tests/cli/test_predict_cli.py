@@ -204,3 +204,31 @@ def test_known_labels_on_a_single_task_dir_exits_2(cls_model, tmp_path) -> None:
     )
     _user_error(result, "--known-labels", "multi-task")
     assert not out.exists()
+
+
+def test_explain_gives_atom_attributions_that_add_up(cls_model, tmp_path) -> None:
+    out, images = tmp_path / "atoms.csv", tmp_path / "img"
+    args = ["explain", cls_model, TINY, "--out", out, "--steps", "64", "--images", images]
+    result = _ok(args)
+    assert "explained 72 molecules x 2 task(s)" in " ".join(result.stdout.split())
+    df = pd.read_csv(out)
+    valid = df[df["valid"]]
+    assert sorted(set(df.loc[~df["valid"], "row"])) == INVALID
+    assert len(valid) == 2 * 72 and set(valid["task"]) == set(TASKS)
+    n_atoms = valid["atom_attributions"].str.count(";") + 1
+    from rdkit import Chem
+
+    expected = [Chem.MolFromSmiles(s).GetNumAtoms() for s in valid["canonical_smiles"]]
+    assert n_atoms.tolist() == expected  # one number per atom of the canonical SMILES
+    sums = valid["atom_attributions"].map(lambda s: sum(map(float, s.split(";"))))
+    gap = valid["logit"] - valid["baseline_logit"]
+    np.testing.assert_allclose(sums, gap, atol=0.02 * gap.abs().max() + 1e-3)
+    drawn = valid["image"].dropna()
+    assert len(drawn) > 100 and all((images / name).stat().st_size > 1000 for name in drawn)
+    one = tmp_path / "one.csv"
+    _ok(["explain", cls_model, TINY, "--out", one, "--task", TASKS[1], "--steps", "4"])
+    assert set(pd.read_csv(one).dropna(subset=["task"])["task"]) == {TASKS[1]}
+    bad = runner.invoke(
+        app, ["explain", str(cls_model), str(TINY), "--out", str(one), "--task", "x"]
+    )
+    _user_error(bad, "--task x", "not a task")

@@ -13,6 +13,7 @@ from fewmol.cli.conformers import conformers
 from fewmol.cli.dta import dta
 from fewmol.cli.embed import embed
 from fewmol.cli.evaluate import evaluate
+from fewmol.cli.explain import explain
 from fewmol.cli.finetune import finetune
 from fewmol.cli.import_weights import import_weights
 from fewmol.cli.multitask import multitask
@@ -30,6 +31,7 @@ app.command(no_args_is_help=True)(finetune)
 app.command(no_args_is_help=True)(predict)
 app.command(no_args_is_help=True)(embed)
 app.command(no_args_is_help=True)(evaluate)
+app.command(no_args_is_help=True)(explain)
 app.command(no_args_is_help=True)(conformers)
 app.command(no_args_is_help=True)(dta)
 app.command(no_args_is_help=True)(pretrain)
