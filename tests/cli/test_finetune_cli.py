@@ -289,6 +289,12 @@ def test_folds_give_out_of_fold_predictions_for_every_molecule(tmp_path: Path) -
     for t in tasks:
         folds_t = per_fold[[f"{t}_fold{k}" for k in range(3)]].to_numpy()
         np.testing.assert_allclose(mean[f"{t}_pred"], folds_t.mean(1), atol=1e-6)
+    report = tmp_path / "eval.json"
+    assert (
+        runner.invoke(app, ["evaluate", str(out), str(TINY), "--out", str(report)]).exit_code == 0
+    )
+    own = json.loads(report.read_text())["model_test_at_best_valid"]["roc_auc"]
+    assert own == pytest.approx(summary["test_at_best_valid"]["roc_auc"]["mean"])
     again = _finetune(str(TINY), "--folds", "3", "--out", str(out), "--resume")
     assert again.exit_code == 0, again.output
     assert json.loads((out / "cv_summary.json").read_text()) == summary  # finished folds kept

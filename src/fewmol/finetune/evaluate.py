@@ -56,8 +56,15 @@ def per_task(task_type: str, names: list[str], y: np.ndarray, p: np.ndarray) -> 
 
 
 def _own_test_score(model_dir: Path) -> dict[str, float] | None:
-    """The model's test metrics at its best-validation epoch, from its metrics.json."""
+    """The model's test metrics at its best-validation epoch (metrics.json; CV: fold mean)."""
     path = model_dir / "metrics.json"
+    cv = model_dir / "cv_summary.json"
+    if not path.is_file() and cv.is_file():
+        try:
+            folds = read_json(cv, "cross-validation summary").get("test_at_best_valid", {})
+        except ModelFileError:
+            return None
+        return {k: v["mean"] for k, v in folds.items() if isinstance(v, dict) and "mean" in v}
     if not path.is_file():
         return None
     try:
