@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from fewmol.cli import app
+from cli_helpers import cli_ok, cli_user_error
 from fewmol.finetune.metrics import classification_metrics, regression_metrics
 
 pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")]
@@ -21,23 +20,6 @@ TINY_REG = DATA / "tiny_regression.csv"
 SMALL = ["--num-layers", "2", "--hidden", "32", "--batch-size", "16", "-q"]
 SMALL += ["--accelerator", "cpu", "--split", "random", "--dropout", "0"]
 TASKS = ["Acid (active=1)", "N-count > 0 [class]"]
-runner = CliRunner()
-
-
-def _ok(args: list) -> object:
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def _user_error(args: list, *fragments: str) -> None:
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    err = " ".join(result.stderr.split())
-    assert err.startswith("error:"), err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +29,7 @@ def tmp(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cls_model(tmp) -> Path:
-    _ok(["finetune", TINY, "--out", tmp / "cls", "--epochs", "3", *SMALL])
+    cli_ok(["finetune", TINY, "--out", tmp / "cls", "--epochs", "3", *SMALL])
     return tmp / "cls"
 
 
@@ -58,8 +40,8 @@ def _labels(path: Path, cols: list[str]) -> np.ndarray:
 
 def test_scores_equal_metrics_of_predict_output(cls_model, tmp) -> None:
     report, rows = tmp / "r.json", tmp / "rows.csv"
-    result = _ok(["evaluate", cls_model, TINY, "--out", report, "--predictions", rows])
-    _ok(["predict", cls_model, TINY, "--out", tmp / "p.csv"])
+    result = cli_ok(["evaluate", cls_model, TINY, "--out", report, "--predictions", rows])
+    cli_ok(["predict", cls_model, TINY, "--out", tmp / "p.csv"])
     pred = pd.read_csv(tmp / "p.csv")
     valid = pred["valid"].to_numpy(bool)
     y = _labels(TINY, TASKS)[valid]
@@ -93,10 +75,10 @@ def test_columns_map_to_tasks_and_missing_tasks_are_not_scored(cls_model, tmp) -
     renamed = tmp / "renamed.csv"
     df.rename(columns={TASKS[0]: "acid"}).to_csv(renamed, index=False)
     r1, r2 = tmp / "r1.json", tmp / "r2.json"
-    _ok(["evaluate", cls_model, renamed, "--out", r1])  # only the task named like a column
-    _ok(["evaluate", cls_model, renamed, "--target-cols", f"{TASKS[0]}=acid", "--out", r2])
+    cli_ok(["evaluate", cls_model, renamed, "--out", r1])  # only the task named like a column
+    cli_ok(["evaluate", cls_model, renamed, "--target-cols", f"{TASKS[0]}=acid", "--out", r2])
     full = tmp / "full.json"
-    _ok(["evaluate", cls_model, TINY, "--out", full])
+    cli_ok(["evaluate", cls_model, TINY, "--out", full])
     by_task = json.loads(full.read_text())["per_task"]
     one, two = json.loads(r1.read_text()), json.loads(r2.read_text())
     assert one["tasks_without_labels"] == [TASKS[0]]
@@ -110,25 +92,25 @@ def test_bad_inputs_exit_2(cls_model, tmp) -> None:
     df = pd.read_csv(TINY, dtype=str, keep_default_na=False)
     no_labels = tmp / "no_labels.csv"
     df[["compound id", "Canonical SMILES"]].to_csv(no_labels, index=False)
-    _user_error(["evaluate", cls_model, no_labels], "no column", "named like a task", TASKS[0])
-    _user_error(["evaluate", cls_model, TINY, "--target-cols", "x"], "1 column(s)", "2 task(s)")
-    _user_error(["evaluate", cls_model, TINY, "--target-cols", "acid=x"], "not TASK=COLUMN")
+    cli_user_error(["evaluate", cls_model, no_labels], "no column", "named like a task", TASKS[0])
+    cli_user_error(["evaluate", cls_model, TINY, "--target-cols", "x"], "1 column(s)", "2 task(s)")
+    cli_user_error(["evaluate", cls_model, TINY, "--target-cols", "acid=x"], "not TASK=COLUMN")
     strange = tmp / "strange.csv"
     bad = df.copy()
     bad.loc[0, TASKS[0]] = "maybe"
     bad.to_csv(strange, index=False)
-    _user_error(["evaluate", cls_model, strange, "--on-invalid", "error"], "row 0")
+    cli_user_error(["evaluate", cls_model, strange, "--on-invalid", "error"], "row 0")
     report = tmp / "strange.json"
-    _ok(["evaluate", cls_model, strange, "--out", report])  # skip: listed, the rest scored
+    cli_ok(["evaluate", cls_model, strange, "--out", report])  # skip: listed, the rest scored
     assert 0 in [b["row"] for b in json.loads(report.read_text())["bad_rows"]]
 
 
 def test_regression_model_reports_rmse_and_interval_coverage(tmp) -> None:
     model = tmp / "reg"
-    _ok(["finetune", TINY_REG, "--out", model, "--epochs", "3", *SMALL])
+    cli_ok(["finetune", TINY_REG, "--out", model, "--epochs", "3", *SMALL])
     report = tmp / "reg.json"
-    _ok(["evaluate", model, TINY_REG, "--out", report])
-    _ok(["predict", model, TINY_REG, "--out", tmp / "reg_p.csv"])
+    cli_ok(["evaluate", model, TINY_REG, "--out", report])
+    cli_ok(["predict", model, TINY_REG, "--out", tmp / "reg_p.csv"])
     pred = pd.read_csv(tmp / "reg_p.csv")
     col = "logP (Crippen)"
     label = pd.to_numeric(pred[col], errors="coerce").to_numpy(float)  # 'n.d.' = no label
@@ -149,10 +131,10 @@ def test_multitask_dir_is_scored_with_its_probabilities(tmp) -> None:
     mt += ["--sgnn-hidden", "16", "--batch-size", "16", "--accelerator", "cpu", "-q"]
     mt += ["--epochs", "2"]
     cols = ",".join(TASKS)
-    _ok(["multitask", data, "--method", "mtl", "--target-cols", cols, "--out", model, *mt])
+    cli_ok(["multitask", data, "--method", "mtl", "--target-cols", cols, "--out", model, *mt])
     report = tmp / "mt.json"
-    _ok(["evaluate", model, data, "--out", report])
-    _ok(["predict", model, data, "--out", tmp / "mt_p.csv"])
+    cli_ok(["evaluate", model, data, "--out", report])
+    cli_ok(["predict", model, data, "--out", tmp / "mt_p.csv"])
     pred = pd.read_csv(tmp / "mt_p.csv")
     valid = pred["valid"].to_numpy(bool)
     y = _labels(data, TASKS)[valid]

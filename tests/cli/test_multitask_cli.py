@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from rdkit import Chem
-from typer.testing import CliRunner
 
 import fewmol.multitask.run as run_mod
+from cli_helpers import cli_ok, cli_user_error, runner
 from fewmol.cli import app
 from fewmol.multitask.model import METHODS
 from fewmol.multitask.predict import is_multitask_dir
@@ -24,7 +24,6 @@ SMALL = ["--num-layers", "2", "--hidden", "32", "--batch-size", "16", "-q"]
 SMALL += ["--accelerator", "cpu", "--task-dim", "8", "--state-dim", "8", "--sgnn-hidden", "16"]
 SMALL += ["--gibbs-sweeps", "8", "--gibbs-chains", "2", "--dropout", "0"]
 TWO_EPOCHS = ["--epochs", "2", *SMALL]
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -64,28 +63,13 @@ def relations(tmp) -> Path:
     return path
 
 
-def _ok(args: list) -> object:
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def _user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    err = " ".join(result.stderr.split())
-    assert err.startswith("error:"), err
-    for f in fragments:
-        assert f in err, (f, err)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp, data, relations) -> dict[str, Path]:
     """One 2-epoch model dir per method (shared by the tests below)."""
     out = {}
     for method in METHODS:
         d = tmp / f"run_{method}"
-        _ok(
+        cli_ok(
             [
                 "multitask",
                 data,
@@ -144,7 +128,7 @@ def test_each_method_trains_and_writes_a_model_dir(trained, method) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_predict_gives_every_task_for_every_input_row(trained, data, tmp, method) -> None:
     out = tmp / f"pred_{method}.csv"
-    _ok(["predict", trained[method], data, "--out", out])
+    cli_ok(["predict", trained[method], data, "--out", out])
     df = pd.read_csv(out)
     inp = pd.read_csv(data, dtype=str, keep_default_na=False)
     assert len(df) == len(inp) and df["row"].tolist() == list(range(len(inp)))
@@ -162,7 +146,7 @@ def test_predict_gives_every_task_for_every_input_row(trained, data, tmp, method
     atol = 0.2 if method == "sgnn-ebm" else 1e-5
     np.testing.assert_allclose(got, train[cols].to_numpy(), atol=atol)
     again = tmp / f"pred_{method}_again.csv"
-    _ok(["predict", trained[method], data, "--out", again])
+    cli_ok(["predict", trained[method], data, "--out", again])
     pd.testing.assert_frame_equal(df, pd.read_csv(again))  # fixed Gibbs seed: reproducible
 
 
@@ -170,8 +154,8 @@ def test_predict_gives_every_task_for_every_input_row(trained, data, tmp, method
 def test_predict_precision_on_a_multitask_dir(trained, data, tmp, method) -> None:
     """bf16 inference stays close to float32; a bad --precision is refused."""
     base = ["predict", trained[method], data]
-    _ok([*base, "--out", tmp / f"p32_{method}.csv"])
-    _ok([*base, "--out", tmp / f"p16_{method}.csv", "--precision", "bf16-mixed"])
+    cli_ok([*base, "--out", tmp / f"p32_{method}.csv"])
+    cli_ok([*base, "--out", tmp / f"p16_{method}.csv", "--precision", "bf16-mixed"])
     cols = [f"{t}_pred" for t in TASKS]
     p32 = pd.read_csv(tmp / f"p32_{method}.csv")[cols].to_numpy()
     p16 = pd.read_csv(tmp / f"p16_{method}.csv")[cols].to_numpy()
@@ -184,7 +168,7 @@ def test_predict_precision_on_a_multitask_dir(trained, data, tmp, method) -> Non
     bad = runner.invoke(
         app, [str(a) for a in [*base, "--out", tmp / "x.csv", "--precision", "fp8"]]
     )
-    _user_error(bad, "--precision")
+    cli_user_error(bad, "--precision")
 
 
 def test_known_labels_condition_sgnn_ebm_and_are_noted_elsewhere(trained, data, tmp) -> None:
@@ -194,7 +178,7 @@ def test_known_labels_condition_sgnn_ebm_and_are_noted_elsewhere(trained, data, 
     from fewmol.multitask.predict import evidence_from_table, load_predictor
 
     out = tmp / "p_known.csv"
-    result = _ok(["predict", trained["sgnn-ebm"], data, "--out", out, "--known-labels"])
+    result = cli_ok(["predict", trained["sgnn-ebm"], data, "--out", out, "--known-labels"])
     assert "conditioning on known labels in 4 task column(s)" in " ".join(result.stderr.split())
     df = pd.read_csv(out)
     inp = pd.read_csv(data, dtype=str, keep_default_na=False)
@@ -215,8 +199,8 @@ def test_known_labels_condition_sgnn_ebm_and_are_noted_elsewhere(trained, data, 
     assert np.abs(expected[free] - predictor.predict(graphs)[free]).max() > 0.01
 
     plain, noted = tmp / "p_mtl.csv", tmp / "p_mtl_known.csv"
-    _ok(["predict", trained["mtl"], data, "--out", plain])
-    result = _ok(["predict", trained["mtl"], data, "--out", noted, "--known-labels"])
+    cli_ok(["predict", trained["mtl"], data, "--out", plain])
+    result = cli_ok(["predict", trained["mtl"], data, "--out", noted, "--known-labels"])
     assert "--known-labels ignored" in " ".join(result.stderr.split())
     pd.testing.assert_frame_equal(pd.read_csv(plain), pd.read_csv(noted))
 
@@ -236,7 +220,7 @@ def test_known_labels_condition_sgnn_ebm_and_are_noted_elsewhere(trained, data, 
             ]
         ],
     )
-    _user_error(bad, "--known-labels", "no column", "has_N")
+    cli_user_error(bad, "--known-labels", "no column", "has_N")
 
 
 @pytest.mark.parametrize("spec", ["matrix", "learned", "none"])
@@ -250,7 +234,9 @@ def test_task_graph_sources(tmp, data, spec) -> None:
     else:
         graph_arg = spec
     d = tmp / f"graph_{spec}"
-    _ok(["multitask", data, "--method", "sgnn", "--task-graph", graph_arg, "--out", d, *TWO_EPOCHS])
+    cli_ok(
+        ["multitask", data, "--method", "sgnn", "--task-graph", graph_arg, "--out", d, *TWO_EPOCHS]
+    )
     graph = json.loads((d / "task_graph.json").read_text())
     edges = {tuple(sorted((TASKS[a], TASKS[b]))) for a, b in graph["edges"]}
     if spec == "matrix":
@@ -269,7 +255,7 @@ def test_relation_file_with_an_unknown_task_exits_2(tmp, data) -> None:
     result = runner.invoke(
         app, ["multitask", str(data), "--task-graph", str(bad), "--out", str(out), *SMALL]
     )
-    _user_error(result, "not_a_task", "unknown task")
+    cli_user_error(result, "not_a_task", "unknown task")
     assert not out.exists()
 
 
@@ -286,16 +272,16 @@ def test_bad_tables_exit_2(tmp, content, fragments) -> None:
     path = tmp / "bad_table.csv"
     path.write_text(content)
     result = runner.invoke(app, ["multitask", str(path), "--out", str(tmp / "bad"), *SMALL])
-    _user_error(result, *fragments)
+    cli_user_error(result, *fragments)
 
 
 def test_bad_options_exit_2(tmp, data) -> None:
     result = runner.invoke(app, ["multitask", str(data), "--method", "magic", "--out", "x"])
-    _user_error(result, "--method must be one of")
+    cli_user_error(result, "--method must be one of")
     result = runner.invoke(app, ["multitask", str(data), "--noise", "loud", "--out", "x"])
-    _user_error(result, "--noise must be fixed or adaptive")
+    cli_user_error(result, "--noise must be fixed or adaptive")
     result = runner.invoke(app, ["multitask", str(data), "--task-graph", "nope.csv", "--out", "x"])
-    _user_error(result, "nope.csv")
+    cli_user_error(result, "nope.csv")
 
 
 class _Killed(RuntimeError):
@@ -307,7 +293,7 @@ def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatc
     """Stop right after a checkpoint (unit, epoch), resume: same epochs and same numbers."""
     args = ["--method", method, "--task-graph", relations, "--epochs", "3", *SMALL]
     unbroken = tmp / f"unbroken_{method}"
-    _ok(["multitask", data, "--out", unbroken, *args])
+    cli_ok(["multitask", data, "--out", unbroken, *args])
 
     real = run_mod.save_training_state
 
@@ -324,7 +310,7 @@ def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatc
     monkeypatch.setattr(run_mod, "save_training_state", real)
 
     result = runner.invoke(app, ["multitask", str(data), "--out", str(killed), *map(str, args)])
-    _user_error(result, "not empty", "--resume")  # a stopped run is never overwritten silently
+    cli_user_error(result, "not empty", "--resume")  # a stopped run is never overwritten silently
     if method == "stl":  # task 0 finished with 3 epochs: a longer budget would mix two budgets
         longer = [str(a) for a in args]
         longer[longer.index("--epochs") + 1] = "5"
@@ -334,7 +320,7 @@ def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatc
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         err = " ".join(result.stderr.split())  # after the data summary lines
         assert "error: cannot resume" in err and "STL tasks finished with 3 epochs" in err, err
-    _ok(["multitask", data, "--out", killed, *args, "--resume"])
+    cli_ok(["multitask", data, "--out", killed, *args, "--resume"])
 
     a = pd.read_csv(killed / "train_log.csv").drop(columns="time_s")
     b = pd.read_csv(unbroken / "train_log.csv").drop(columns="time_s")
@@ -351,7 +337,7 @@ def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatc
 def test_registry_dataset_uses_its_own_task_graph(tmp, shared_data, monkeypatch) -> None:
     monkeypatch.setenv("FEWMOL_DATA", str(shared_data))
     d = tmp / "chembl10"
-    _ok(["multitask", "chembl-10", "--method", "sgnn-ebm", "--out", d, "--epochs", "1", *SMALL])
+    cli_ok(["multitask", "chembl-10", "--method", "sgnn-ebm", "--out", d, "--epochs", "1", *SMALL])
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["task_graph"]["source"].startswith("ChEMBL target annotations")
     assert len(cfg["task_names"]) > 100

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
+from cli_helpers import cli_ok, cli_user_error, runner
 from fewmol.cli import app
 
 pytestmark = [pytest.mark.cli, pytest.mark.filterwarnings("ignore:.*treespec.*")]
@@ -22,22 +22,6 @@ SMALL = ["--num-layers", "2", "--hidden", "32", "--batch-size", "16", "-q"]
 SMALL += ["--accelerator", "cpu", "--split", "random", "--dropout", "0"]
 TASKS = ["Acid (active=1)", "N-count > 0 [class]"]
 INVALID = [43, 47, 51, 55]  # bad SMILES and the empty one; duplicates / unlabelled rows are fine
-runner = CliRunner()
-
-
-def _ok(args: list[str]):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def _user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    err = " ".join(result.stderr.split())
-    assert err.startswith("error:"), err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +32,7 @@ def tmp(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cls_model(tmp) -> Path:
     out = tmp / "cls"
-    _ok(["finetune", TINY, "--out", out, "--epochs", "3", *SMALL])
+    cli_ok(["finetune", TINY, "--out", out, "--epochs", "3", *SMALL])
     return out
 
 
@@ -67,20 +51,20 @@ def reg_data(tmp) -> Path:
 @pytest.fixture(scope="module")
 def reg_model(tmp, reg_data) -> Path:
     out = tmp / "reg"
-    _ok(["finetune", reg_data, "--out", out, "--epochs", "5", *SMALL])
+    cli_ok(["finetune", reg_data, "--out", out, "--epochs", "5", *SMALL])
     return out
 
 
 @pytest.fixture(scope="module")
 def seeds_model(tmp) -> Path:
     out = tmp / "seeds"
-    _ok(["finetune", TINY, "--out", out, "--epochs", "2", "--seeds", "0,1", *SMALL])
+    cli_ok(["finetune", TINY, "--out", out, "--epochs", "2", "--seeds", "0,1", *SMALL])
     return out
 
 
 def _predict(model: Path, data: Path, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run predict; return the output read as numbers and as raw text."""
-    _ok(["predict", model, data, "--out", out])
+    cli_ok(["predict", model, data, "--out", out])
     return pd.read_csv(out), pd.read_csv(out, dtype=str, keep_default_na=False)
 
 
@@ -155,7 +139,7 @@ def test_predict_with_seeds_gives_mean_and_std(seeds_model, tmp_path) -> None:
 
 def test_embed_writes_one_row_per_input_row(cls_model, tmp_path) -> None:
     out = tmp_path / "emb.parquet"
-    _ok(["embed", cls_model, TINY, "--out", out])
+    cli_ok(["embed", cls_model, TINY, "--out", out])
     df = pd.read_parquet(out)
     dim = json.loads((cls_model / "config.json").read_text())["encoder"]["dim"]
     assert dim == 32
@@ -175,7 +159,7 @@ def test_embed_writes_one_row_per_input_row(cls_model, tmp_path) -> None:
 def test_predict_on_a_plain_dir_exits_2(tmp_path) -> None:
     (tmp_path / "notes.txt").write_text("not a model")
     result = runner.invoke(app, ["predict", str(tmp_path), str(TINY), "--out", "p.csv"])
-    _user_error(result, "is not a fewmol model dir", "fewmol finetune")
+    cli_user_error(result, "is not a fewmol model dir", "fewmol finetune")
 
 
 @pytest.mark.parametrize("command", ["predict", "embed"])
@@ -186,7 +170,7 @@ def test_tampered_weights_exit_2(cls_model, tmp_path, command) -> None:
     weights.write_bytes(np.random.default_rng(0).bytes(weights.stat().st_size))
     out = tmp_path / ("out.csv" if command == "predict" else "out.parquet")
     result = runner.invoke(app, [command, str(model), str(TINY), "--out", str(out)])
-    _user_error(result, "model.safetensors", "corrupted")
+    cli_user_error(result, "model.safetensors", "corrupted")
     assert not out.exists()
 
 
@@ -194,7 +178,7 @@ def test_predict_missing_input_exits_2(cls_model, tmp_path) -> None:
     result = runner.invoke(
         app, ["predict", str(cls_model), str(tmp_path / "none.csv"), "--out", "p.csv"]
     )
-    _user_error(result, "none.csv", "does not exist")
+    cli_user_error(result, "none.csv", "does not exist")
 
 
 def test_known_labels_on_a_single_task_dir_exits_2(cls_model, tmp_path) -> None:
@@ -202,14 +186,14 @@ def test_known_labels_on_a_single_task_dir_exits_2(cls_model, tmp_path) -> None:
     result = runner.invoke(
         app, ["predict", str(cls_model), str(TINY), "--out", str(out), "--known-labels"]
     )
-    _user_error(result, "--known-labels", "multi-task")
+    cli_user_error(result, "--known-labels", "multi-task")
     assert not out.exists()
 
 
 def test_explain_gives_atom_attributions_that_add_up(cls_model, tmp_path) -> None:
     out, images = tmp_path / "atoms.csv", tmp_path / "img"
     args = ["explain", cls_model, TINY, "--out", out, "--steps", "64", "--images", images]
-    result = _ok(args)
+    result = cli_ok(args)
     assert "explained 72 molecules x 2 task(s)" in " ".join(result.stdout.split())
     df = pd.read_csv(out)
     valid = df[df["valid"]]
@@ -226,9 +210,9 @@ def test_explain_gives_atom_attributions_that_add_up(cls_model, tmp_path) -> Non
     drawn = valid["image"].dropna()
     assert len(drawn) > 100 and all((images / name).stat().st_size > 1000 for name in drawn)
     one = tmp_path / "one.csv"
-    _ok(["explain", cls_model, TINY, "--out", one, "--task", TASKS[1], "--steps", "4"])
+    cli_ok(["explain", cls_model, TINY, "--out", one, "--task", TASKS[1], "--steps", "4"])
     assert set(pd.read_csv(one).dropna(subset=["task"])["task"]) == {TASKS[1]}
     bad = runner.invoke(
         app, ["explain", str(cls_model), str(TINY), "--out", str(one), "--task", "x"]
     )
-    _user_error(bad, "--task x", "not a task")
+    cli_user_error(bad, "--task x", "not a task")
