@@ -42,6 +42,7 @@ bench-speed: setup
 	$(BIN)/python benchmarks/speed/precision_speed.py
 	$(BIN)/python benchmarks/speed/metrics_speed.py
 	$(BIN)/python benchmarks/speed/tanimoto_speed.py
+	$(BIN)/python benchmarks/speed/explain_speed.py
 
 clean:
 	rm -rf runs .pytest_cache
