@@ -11,8 +11,11 @@
 #   METHODS=graphmvp-c NAME=graphmvp-c-a3x5 BATCH=32 PRETRAIN_ARGS="--alpha3 5 --num-confs 1" \
 #       benchmarks/run_pretrain_rows.sh
 # Resumable end to end: a finished pre-training is reused, a stopped one continues, finished
-# cells are skipped. A pre-training is locked while it runs: a second worker reaching a locked
-# one skips that method (exit 0) and goes on, so two workers on benchmarks/queue.txt never
+# cells are skipped, and a row whose cells all have records is not pre-trained again (its
+# encoder may be gone with a new machine's benchmarks/work). Pre-training is deterministic on
+# one CPU thread (same seed, same commit: identical encoder.safetensors), so an encoder lost
+# with a machine is re-made bit for bit. A pre-training is locked while it runs: a second
+# worker reaching a locked one skips that method (exit 0) and goes on, so two workers on benchmarks/queue.txt never
 # train the same encoder twice. Defaults: the four smallest sets first (DATASETS), bf16-mixed
 # (PRECISION; parity with float32 in benchmarks/results/precision.md), batch 256 (BATCH: the
 # pretrain-gnns setting). MOLS / EPOCHS_PRE / EPOCHS_FT are recorded beside every number.
@@ -35,9 +38,24 @@ if [ -n "${NAME:-}" ] && [ "${METHODS//,/}" != "$METHODS" ]; then
     echo "NAME names one method's row; give one method in METHODS" >&2
     exit 2
 fi
+RESULTS="${RESULTS:-benchmarks/results}"
+SEEDS="${SEEDS:-0,1,2}"
+# every (dataset, seed) cell of a row already has a result record: nothing to pre-train for
+row_done() {
+    local ds s
+    for ds in ${DATASETS//,/ }; do
+        for s in ${SEEDS//,/ }; do
+            [ -f "$RESULTS/classification/$1/$ds/seed$s.json" ] || return 1
+        done
+    done
+}
 for m in ${METHODS//,/ }; do
     row="${NAME:-$m}"
     out="$WORK/pretrain/rows-${row}-${MOLS}x${EPOCHS_PRE}"
+    if row_done "$row"; then
+        echo "$row: every cell of $DATASETS x seeds $SEEDS has a record; skipped"
+        continue
+    fi
     mkdir -p "$(dirname "$out")"
     # flock -n: another worker is pre-training this method; leave it (and its cells) to that one
     if ! flock -n "$out.lock" "$FEWMOL" pretrain --method "$m" --data moses \
@@ -52,6 +70,6 @@ for m in ${METHODS//,/ }; do
         exit 1
     fi
     "$FEWMOL" bench classification --methods "$row" --pretrained "$row=$out" \
-        --seeds "${SEEDS:-0,1,2}" --datasets "$DATASETS" --precision "$PRECISION" \
-        --out "${RESULTS:-benchmarks/results}" --work "$WORK" "${EXTRA[@]}"
+        --seeds "$SEEDS" --datasets "$DATASETS" --precision "$PRECISION" \
+        --out "$RESULTS" --work "$WORK" "${EXTRA[@]}"
 done
