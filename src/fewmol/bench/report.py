@@ -327,9 +327,11 @@ def budget_text(budget: dict[str, Any]) -> str:
         f" of {planned} epochs" if planned not in (None, done) else " epochs"
     )
     method = budget.get("method") or budget.get("kind") or "?"
+    sha = budget.get("weights_sha256")
+    weights = f", weights sha256 {sha[:12]}" if sha else ""
     return (
         f"{method} on {data}, {epochs}, {_hours(budget.get('wall_time_s'))} "
-        f"(`{budget.get('source')}`)"
+        f"(`{budget.get('source')}`{weights})"
     )
 
 

@@ -33,7 +33,13 @@ from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.baseline import RF_FEATURES, RF_TREES, rf_baseline, rf_features
 from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune
 from fewmol.io.checkpoint import write_json
-from fewmol.io.modeldir import git_commit, git_dirty, read_model_config, resolve_init
+from fewmol.io.modeldir import (
+    git_commit,
+    git_dirty,
+    read_model_config,
+    resolve_init,
+    weights_sha256,
+)
 from fewmol.training import check_precision, hardware
 
 
@@ -134,6 +140,7 @@ def pretrain_budget(init: str | None) -> dict[str, Any] | None:
 
     Keys follow ``fewmol.pretrain.run.PretrainRun.info``; an encoder dir written some other
     way (a fine-tuned model dir, a shipped checkpoint) gives None for what it does not record.
+    ``weights_sha256`` identifies the weights themselves.
     """
     if not init:
         return None
@@ -158,6 +165,8 @@ def pretrain_budget(init: str | None) -> dict[str, Any] | None:
         "featurizer": cfg.get("featurizer"),
         "hardware": cfg.get("hardware"),
         "git_commit": cfg.get("git_commit"),
+        # which weights exactly: rows whose encoder was re-made (a new machine) can be checked
+        "weights_sha256": weights_sha256(init),
     }
 
 

@@ -7,6 +7,7 @@ with ``"kind": "encoder"``. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -172,6 +173,20 @@ def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any
     enc = build_encoder(hp)
     load_state_into(enc, tensors, str(d))
     return enc, cfg
+
+
+def weights_sha256(init: str | Path) -> str | None:
+    """SHA-256 of the weights an --init loads (encoder.safetensors, else model.safetensors)."""
+    d = resolve_init(str(init))
+    for name in ("encoder.safetensors", "model.safetensors"):
+        f = d / name
+        if f.is_file():
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+    return None
 
 
 def is_model_dir(path: str | Path) -> bool:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from fewmol.bench.protocols import get_protocol
 from fewmol.bench.report import budget_text
@@ -60,9 +62,29 @@ def test_budget_counts_conformers_from_totals_when_no_per_molecule_summary(tmp_p
                  data=data, wall_time_s=90.0)  # fmt: skip
     budget = pretrain_budget(str(tmp_path / "e"))
     assert budget["conformers_per_molecule"] == 2.5
+    sha = budget["weights_sha256"]
     assert budget_text(budget) == (
-        f"graphmvp on 40 molecules × 2.5 conformers, 2 epochs, 1.5 min (`{tmp_path / 'e'}`)"
+        f"graphmvp on 40 molecules × 2.5 conformers, 2 epochs, 1.5 min "
+        f"(`{tmp_path / 'e'}`, weights sha256 {sha[:12]})"
     )
+
+
+def test_budget_names_the_exact_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=8))
+    save_encoder(tmp_path / "a", enc, "hu2019", method="attrmask")
+    save_encoder(tmp_path / "same", enc, "hu2019", method="attrmask", wall_time_s=5.0)
+    with torch.no_grad():
+        next(enc.parameters()).add_(1.0)
+    save_encoder(tmp_path / "other", enc, "hu2019", method="attrmask")
+    a, same, other = (pretrain_budget(str(tmp_path / n)) for n in ("a", "same", "other"))
+    data = (tmp_path / "a" / "encoder.safetensors").read_bytes()
+    assert a["weights_sha256"] == hashlib.sha256(data).hexdigest()
+    assert same["weights_sha256"] == a["weights_sha256"]  # config differs, weights do not
+    assert other["weights_sha256"] != a["weights_sha256"]
+    # a record without the hash (written before it was kept) still reads
+    del a["weights_sha256"]
+    assert "sha256" not in budget_text(a)
 
 
 def test_a_shipped_checkpoint_stands_in_only_for_its_own_method(
