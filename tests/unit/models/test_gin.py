@@ -259,3 +259,70 @@ def test_state_dict_has_no_self_loop_buffer() -> None:
         assert torch.equal(v, other.state_dict()[k])
     model = GraphPropertyModel(enc, LinearHead(16, 1))
     assert not any("self_loop_attr" in k for k in model.state_dict())
+
+
+@pytest.mark.parametrize("featurizer", ["hu2019", "ogb"])
+def test_counted_edge_terms_equal_per_edge_embeddings(featurizer, monkeypatch) -> None:
+    """The per-node bond-type counts give the per-edge path's outputs and gradients."""
+    import fewmol.models.gin as gin
+
+    spec = FEATURIZERS[featurizer]
+    b = _batch(featurizer=featurizer)
+    results = []
+    for max_types in (gin.MAX_EDGE_TYPES, 0):  # counted, then forced per-edge
+        monkeypatch.setattr(gin, "MAX_EDGE_TYPES", max_types)
+        torch.manual_seed(0)
+        enc = GINEncoder(spec.atom_dims, spec.bond_dims, spec.self_loop_bond, 3, 16).double()
+        out = enc(b.x, b.edge_index, b.edge_attr)
+        torch.manual_seed(1)
+        (out * torch.randn_like(out)).sum().backward()
+        results.append((out.detach(), {k: p.grad for k, p in enc.named_parameters()}))
+    (h_counted, g_counted), (h_edges, g_edges) = results
+    assert torch.allclose(h_counted, h_edges, atol=1e-10)
+    assert g_counted.keys() == g_edges.keys()
+    for k in g_edges:
+        assert torch.allclose(g_counted[k], g_edges[k], atol=1e-10), k
+
+
+def test_edge_type_counts_count_incoming_bonds_and_the_self_loop() -> None:
+    from fewmol.models.gin import edge_type_counts
+
+    b = _batch(["CCO", "[Na+]"])
+    counts = edge_type_counts(b.edge_index, b.edge_attr, b.x.shape[0], HU.bond_dims,
+                              HU.self_loop_bond)  # fmt: skip
+    assert counts.shape == (4, 18)
+    loop = 4 * 3 + 0  # self-loop bond (type 4, direction 0)
+    assert counts[:, loop].tolist() == [1.0, 1.0, 1.0, 1.0]
+    # in-degree + self loop: C(1), C(2), O(1), Na(0)
+    assert counts.sum(1).tolist() == [2.0, 3.0, 2.0, 1.0]
+    single = 0 * 3 + 0  # single bond, no direction
+    assert counts[:, single].tolist() == [1.0, 2.0, 1.0, 0.0]
+
+
+def test_counted_edge_terms_keep_float32_under_bf16_autocast() -> None:
+    """The edge sum is float32 as the per-edge embeddings were; the result stays close."""
+    import fewmol.models.gin as gin
+
+    enc = _encoder(num_layers=2, dim=16).eval()
+    b = _batch()
+    with torch.no_grad():
+        ref = enc(b.x, b.edge_index, b.edge_attr)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            counted = enc(b.x, b.edge_index, b.edge_attr)
+            old = gin.MAX_EDGE_TYPES
+            gin.MAX_EDGE_TYPES = 0
+            try:
+                per_edge = enc(b.x, b.edge_index, b.edge_attr)
+            finally:
+                gin.MAX_EDGE_TYPES = old
+    assert (counted.float() - ref).abs().max() < 0.1
+    assert (counted.float() - per_edge.float()).abs().max() < 0.05
+
+
+def test_a_bond_feature_outside_its_vocabulary_is_an_error() -> None:
+    enc = _encoder()
+    b = _batch(["CCO"])
+    bad = b.edge_attr.clone()
+    bad[0, 0] = HU.bond_dims[0]  # one past the bond-type vocabulary
+    with pytest.raises(IndexError, match="vocabulary"):
+        enc(b.x, b.edge_index, bad)
