@@ -292,6 +292,7 @@ class _Killed(RuntimeError):
 def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatch, method, kill_at):
     """Stop right after a checkpoint (unit, epoch), resume: same epochs and same numbers."""
     args = ["--method", method, "--task-graph", relations, "--epochs", "3", *SMALL]
+    args += ["--checkpoint-every", "0"]  # a checkpoint every epoch: the kill point exists
     unbroken = tmp / f"unbroken_{method}"
     cli_ok(["multitask", data, "--out", unbroken, *args])
 
@@ -332,6 +333,43 @@ def test_resume_after_a_kill_gives_the_same_run(tmp, data, relations, monkeypatc
     pa = pd.read_csv(killed / "predictions.csv").filter(like="_pred")
     pb = pd.read_csv(unbroken / "predictions.csv").filter(like="_pred")
     np.testing.assert_allclose(pa.to_numpy(), pb.to_numpy(), atol=1e-5)
+
+
+def test_checkpoints_follow_improvements_and_unit_ends(tmp, data, relations, monkeypatch):
+    """With a long interval: a checkpoint after every improving epoch and each unit's last."""
+    saved = []
+    real = run_mod.save_training_state
+
+    def spy(path, model, opt, state):
+        saved.append((state["unit"], state["epochs_done"]))
+        real(path, model, opt, state)
+
+    monkeypatch.setattr(run_mod, "save_training_state", spy)
+    out = tmp / "sparse_ckpt"
+    args = ["--method", "stl", "--task-graph", relations, "--epochs", "4", *SMALL]
+    cli_ok(["multitask", data, "--out", out, *args, "--checkpoint-every", "3600"])
+    log = pd.read_csv(out / "train_log.csv")
+    tasks = list(dict.fromkeys(log["task"]))
+    expected = []
+    for unit, task in enumerate(tasks):
+        best = None
+        for _, r in log[log["task"] == task].iterrows():
+            v = r["valid_roc_auc"]
+            if best is None or (v == v and (best != best or v > best)):
+                best = v
+                expected.append((unit, int(r["epoch"])))
+            elif r["epoch"] == 4:
+                expected.append((unit, 4))
+    assert saved == expected
+    assert len(saved) < len(log)  # some epochs neither improved nor ended a task: not saved
+    assert len(log) == 4 * len(tasks)  # the log is complete all the same
+
+
+def test_negative_checkpoint_interval_is_refused(tmp, data) -> None:
+    result = runner.invoke(
+        app, ["multitask", str(data), "--out", str(tmp / "neg"), "--checkpoint-every", "-1"]
+    )
+    cli_user_error(result, "--checkpoint-every must be >= 0")
 
 
 def test_registry_dataset_uses_its_own_task_graph(tmp, shared_data, monkeypatch) -> None:

@@ -83,6 +83,11 @@ def multitask(
     strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp."),
     num_nodes: int = typer.Option(1, min=1),
     precision: str = precision_option(),
+    checkpoint_every: float = typer.Option(
+        30.0,
+        help="Seconds between resume checkpoints (also written whenever the best weights "
+        "change and at the end); 0 writes one every epoch.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a multi-task model (SGNN-EBM or a baseline) on DATA and write a model dir."""
@@ -144,6 +149,7 @@ def multitask(
             strategy=strategy,
             num_nodes=num_nodes,
             precision=check_precision(precision),
+            checkpoint_every_s=checkpoint_every,
             progress=not quiet,
             extra={
                 "data": data,
