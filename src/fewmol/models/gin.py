@@ -7,15 +7,10 @@ edge plays that role), so only this form can load pretrain-gnns / GraphMVP weigh
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-#: Bond vocabularies up to this many feature combinations (hu2019: 6 x 3, ogb: 5 x 6 x 2) take
-#: the per-node path of :func:`edge_type_counts`; larger ones embed every edge.
-MAX_EDGE_TYPES = 1024
 
 
 class CategoricalEmbedding(nn.Module):
@@ -41,53 +36,6 @@ class CategoricalEmbedding(nn.Module):
         for k in range(1, len(self.embeddings)):
             out = out + self.embeddings[k](x[:, k])
         return out
-
-    def combined_index(self, x: torch.Tensor) -> torch.Tensor:
-        """Mixed-radix index of each row's category tuple into :meth:`combined_table`."""
-        return combined_index(x, self.dims)
-
-    def combined_table(self) -> torch.Tensor:
-        """(prod(dims), dim): the embedding of every category tuple (row = combined index)."""
-        table = self.embeddings[0].weight
-        for emb in self.embeddings[1:]:
-            table = (table[:, None, :] + emb.weight[None, :, :]).reshape(-1, table.shape[-1])
-        return table
-
-
-def combined_index(x: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
-    """(n, k) categorical rows -> (n,) mixed-radix indices (first column most significant)."""
-    idx = x[:, 0]
-    for k in range(1, len(dims)):
-        idx = idx * dims[k] + x[:, k]
-    return idx
-
-
-def edge_type_counts(
-    edge_index: torch.Tensor,
-    edge_attr: torch.Tensor,
-    num_nodes: int,
-    bond_dims: Sequence[int],
-    self_loop_bond: Sequence[int],
-) -> torch.Tensor:
-    """(num_nodes, prod(bond_dims)) float32: incoming edges of each bond type, self loop included.
-
-    The sum of a node's incoming edge embeddings is then ``counts @ table`` for any layer's
-    bond table, so the encoder counts once per batch instead of embedding every edge in every
-    layer (same sum, less memory traffic, no per-edge embedding backward).
-    """
-    n_types = math.prod(bond_dims)
-    vocab = torch.as_tensor(list(bond_dims), device=edge_attr.device)
-    if edge_attr.numel() and ((edge_attr < 0) | (edge_attr >= vocab)).any():
-        # an embedding lookup would fail here; a count would land in another type's column
-        raise IndexError(f"bond feature outside its vocabulary {list(bond_dims)}")
-    flat = edge_index[1] * n_types + combined_index(edge_attr, bond_dims)
-    counts = torch.bincount(flat, minlength=num_nodes * n_types).view(num_nodes, n_types)
-    counts = counts.to(torch.float32)
-    loop = 0
-    for value, d in zip(self_loop_bond, bond_dims):
-        loop = loop * d + value
-    counts[:, loop] += 1.0
-    return counts
 
 
 class GINLayer(nn.Module):
@@ -119,28 +67,13 @@ class GINLayer(nn.Module):
         self.edge_embedding.reset_parameters()
 
     def forward(
-        self,
-        x: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_attr: torch.Tensor,
-        edge_counts: torch.Tensor | None = None,
+        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
     ) -> torch.Tensor:
-        """Message passing with sum aggregation, then the MLP.
-
-        ``edge_counts`` (from :func:`edge_type_counts`, self loop included) replaces the
-        per-edge embeddings by one small product with this layer's bond table.
-        """
+        """Message passing with sum aggregation, then the MLP."""
         src, dst = edge_index[0], edge_index[1]
-        if edge_counts is None:
-            msg = x.index_select(0, src) + self.edge_embedding(edge_attr)
-            agg = x + self.edge_embedding(self.self_loop_attr)
-            return self.mlp(agg.index_add(0, dst, msg))
-        # float32 like the embeddings it replaces (autocast would round it to bfloat16)
-        with torch.autocast(x.device.type, enabled=False):
-            table = self.edge_embedding.combined_table()
-            edge_sum = edge_counts.to(table.dtype) @ table
-        agg = x + edge_sum
-        agg = agg.index_add(0, dst, x.index_select(0, src).to(agg.dtype))
+        msg = x.index_select(0, src) + self.edge_embedding(edge_attr)
+        agg = x + self.edge_embedding(self.self_loop_attr)
+        agg = agg.index_add(0, dst, msg)
         return self.mlp(agg)
 
     def __repr__(self) -> str:
@@ -212,12 +145,8 @@ class GINEncoder(nn.Module):
         """Node embeddings after the last layer (or combined per ``jk``)."""
         h = self.atom_embedding(x)
         hs = [h]
-        counts = None
-        bond_dims, self_loop = self.hparams["bond_dims"], self.hparams["self_loop_bond"]
-        if math.prod(bond_dims) <= MAX_EDGE_TYPES:
-            counts = edge_type_counts(edge_index, edge_attr, x.shape[0], bond_dims, self_loop)
         for i, (layer, bn) in enumerate(zip(self.layers, self.batch_norms)):
-            h = bn(layer(h, edge_index, edge_attr, counts))
+            h = bn(layer(h, edge_index, edge_attr))
             if i < self.num_layers - 1:
                 h = torch.relu(h)
             h = nn.functional.dropout(h, self.dropout, self.training)

@@ -27,7 +27,6 @@ from fewmol.pretrain.masking import (  # subgraph_keep: re-exported, it used to 
     mask_atoms,
     subgraph_keep,
 )
-from fewmol.training import adam
 
 __all__ = ["MASK_MODES", "GraphMVPModule", "Pretrain2DModule", "PretrainModule", "subgraph_keep"]
 
@@ -116,7 +115,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over :meth:`param_groups`; restores the optimiser state on resume."""
         groups = [g for g in self.param_groups() if g["params"]]
-        opt = adam(groups, self.lr, self.weight_decay)
+        opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
         if self.optimizer_state is not None:
             opt.load_state_dict(self.optimizer_state)
             self.optimizer_state = None
