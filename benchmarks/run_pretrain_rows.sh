@@ -13,9 +13,10 @@
 # Resumable end to end: a finished pre-training is reused, a stopped one continues, finished
 # cells are skipped, and a row whose cells all have records is not pre-trained again (its
 # encoder may be gone with a new machine's benchmarks/work). Pre-training is deterministic on
-# one CPU thread (same seed, same commit: identical encoder.safetensors), so an encoder lost
-# with a machine is re-made bit for bit. A pre-training is locked while it runs: a second
-# worker reaching a locked one skips that method (exit 0) and goes on, so two workers on benchmarks/queue.txt never
+# one CPU thread (same seed, commit and machine type: identical encoder.safetensors), so an
+# encoder lost with a machine is re-made bit for bit. A pre-training is locked while it runs: a second
+# worker reaching a locked one goes on with the next method and, after its list, waits for
+# that pre-training and joins its fine-tuning cells; two workers on benchmarks/queue.txt never
 # train the same encoder twice. Defaults: the four smallest sets first (DATASETS), bf16-mixed
 # (PRECISION; parity with float32 in benchmarks/results/precision.md), batch 256 (BATCH: the
 # pretrain-gnns setting). MOLS / EPOCHS_PRE / EPOCHS_FT are recorded beside every number.
@@ -49,6 +50,12 @@ row_done() {
         done
     done
 }
+finetune_row() {
+    "$FEWMOL" bench classification --methods "$1" --pretrained "$1=$2" \
+        --seeds "$SEEDS" --datasets "$DATASETS" --precision "$PRECISION" \
+        --out "$RESULTS" --work "$WORK" "${EXTRA[@]}"
+}
+skipped=()
 for m in ${METHODS//,/ }; do
     row="${NAME:-$m}"
     out="$WORK/pretrain/rows-${row}-${MOLS}x${EPOCHS_PRE}"
@@ -57,19 +64,32 @@ for m in ${METHODS//,/ }; do
         continue
     fi
     mkdir -p "$(dirname "$out")"
-    # flock -n: another worker is pre-training this method; leave it (and its cells) to that one
+    # flock -n: another worker is pre-training this method; come back to its cells at the end
     if ! flock -n "$out.lock" "$FEWMOL" pretrain --method "$m" --data moses \
         --max-molecules "$MOLS" --epochs "$EPOCHS_PRE" --batch-size "$BATCH" --seed 0 \
         --precision "$PRECISION" --workers "${PRE_WORKERS:-1}" --out "$out" --resume --quiet \
         "${PRE_EXTRA[@]}"; then
         if ! flock -n "$out.lock" true; then
-            echo "$row: another worker is pre-training it; skipped"
+            echo "$row: another worker is pre-training it; its cells wait for the end of this list"
+            skipped+=("$m")
             continue
         fi
         echo "$row: pre-training failed" >&2
         exit 1
     fi
-    "$FEWMOL" bench classification --methods "$row" --pretrained "$row=$out" \
-        --seeds "$SEEDS" --datasets "$DATASETS" --precision "$PRECISION" \
-        --out "$RESULTS" --work "$WORK" "${EXTRA[@]}"
+    finetune_row "$row" "$out"
+done
+# Second pass: wait for the other worker's pre-training to end, then share its fine-tuning
+# cells (each cell is locked by the worker running it), so neither core idles on one row.
+for m in "${skipped[@]}"; do
+    row="${NAME:-$m}"
+    out="$WORK/pretrain/rows-${row}-${MOLS}x${EPOCHS_PRE}"
+    flock "$out.lock" true
+    if ! "${PYTHON:-.venv/bin/python}" -c 'import json, sys
+sys.exit(0 if json.load(open(sys.argv[1])).get("complete") else 1)' "$out/config.json" 2>/dev/null
+    then
+        echo "$row: its pre-training did not complete; left to the next run"
+        continue
+    fi
+    finetune_row "$row" "$out"
 done
