@@ -79,12 +79,17 @@ for m in ${METHODS//,/ }; do
     fi
     finetune_row "$row" "$out"
 done
-# Second pass: wait for the other worker's pre-training to end, then share its fine-tuning
-# cells (each cell is locked by the worker running it), so neither core idles on one row.
+# Second pass: wait (at most JOIN_WAIT_S, default 15 min: a 2D pre-training's length) for the
+# other worker's pre-training to end, then share its fine-tuning cells (each cell is locked by
+# the worker running it). JOIN_WAIT_S=0 for rows whose pre-training takes hours (GraphMVP):
+# the worker then goes on with the queue instead of idling.
 for m in "${skipped[@]}"; do
     row="${NAME:-$m}"
     out="$WORK/pretrain/rows-${row}-${MOLS}x${EPOCHS_PRE}"
-    flock "$out.lock" true
+    if ! flock -w "${JOIN_WAIT_S:-900}" "$out.lock" true; then
+        echo "$row: still pre-training after ${JOIN_WAIT_S:-900} s; its cells are left to that worker"
+        continue
+    fi
     if ! "${PYTHON:-.venv/bin/python}" -c 'import json, sys
 sys.exit(0 if json.load(open(sys.argv[1])).get("complete") else 1)' "$out/config.json" 2>/dev/null
     then
