@@ -3,6 +3,7 @@ cells, the overview report, and user errors."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -241,6 +242,8 @@ def test_bench_regression_records_mae_r2_and_the_encoder_budget(tmp_path) -> Non
         5.0,
     )
     assert (budget["epochs_done"], budget["epochs"], budget["wall_time_s"]) == (3, 10, 1234.5)
+    sha = hashlib.sha256((pre / "encoder.safetensors").read_bytes()).hexdigest()
+    assert budget["weights_sha256"] == sha  # the exact weights the row was fine-tuned from
     assert rec["init"] == str(pre) and rec["featurizer"] == "hu2019"
     # the model dir's verdict on its own test split is kept in the record
     assert 0.0 <= rec["calibration"]["test"]["coverage"] <= 1.0
