@@ -275,6 +275,16 @@ def test_bad_tables_exit_2(tmp, content, fragments) -> None:
     cli_user_error(result, *fragments)
 
 
+def test_a_missing_file_names_the_multitask_sets(tmp) -> None:
+    result = runner.invoke(
+        app, ["multitask", str(tmp / "no_such_assays.csv"), "--out", str(tmp / "m")]
+    )
+    cli_user_error(
+        result, "no_such_assays.csv", "neither a file nor a known", "chembl-<k>", "kiba-mt"
+    )
+    assert "davis" not in result.output  # DTA sets are not multi-task inputs
+
+
 def test_bad_options_exit_2(tmp, data) -> None:
     result = runner.invoke(app, ["multitask", str(data), "--method", "magic", "--out", "x"])
     cli_user_error(result, "--method must be one of")

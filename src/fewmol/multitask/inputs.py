@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fewmol.data import registry
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import Split, make_split, split_from_labels
 from fewmol.data.tables import Table
@@ -99,6 +100,13 @@ def load_input(
             "smiles",
             None,
             {"source": ds.name, "name": ds.name, **ds.info},
+        )
+    if not path.exists() and not registry.is_registered(data):
+        raise InvalidInputError(
+            f"{data!r} is neither a file nor a known dataset: give a CSV of SMILES and 0/1 task "
+            "columns, a multi-task set (chembl-<k>, chembl-<k>-m<m>, kiba-mt, toxcast; "
+            "`fewmol data multitask-stats` lists them) or a benchmark with several binary tasks "
+            "(e.g. tox21, sider, muv)"
         )
     table, info = load_dataset(data, smiles_col, target_cols, None, on_invalid, data_dir)
     if table.task_type != "classification":
