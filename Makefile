@@ -43,6 +43,7 @@ bench-speed: setup
 	$(BIN)/python benchmarks/speed/metrics_speed.py
 	$(BIN)/python benchmarks/speed/tanimoto_speed.py
 	$(BIN)/python benchmarks/speed/explain_speed.py
+	$(BIN)/python benchmarks/speed/startup_speed.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -13,8 +13,8 @@
 # Resumable end to end: a finished pre-training is reused, a stopped one continues, finished
 # cells are skipped, and a row whose cells all have records is not pre-trained again (its
 # encoder may be gone with a new machine's benchmarks/work). Pre-training is deterministic on
-# one CPU thread (same seed, commit and machine type: identical encoder.safetensors), so an
-# encoder lost with a machine is re-made bit for bit. A pre-training is locked while it runs: a second
+# one CPU thread (same seed, commit and machine type: identical weight tensors; records carry
+# their SHA-256), so an encoder lost with a machine is re-made bit for bit. A pre-training is locked while it runs: a second
 # worker reaching a locked one goes on with the next method and, after its list, waits for
 # that pre-training and joins its fine-tuning cells; two workers on benchmarks/queue.txt never
 # train the same encoder twice. Defaults: the four smallest sets first (DATASETS), bf16-mixed

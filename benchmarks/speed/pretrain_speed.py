@@ -39,10 +39,10 @@ from fewmol.pretrain.data import (  # noqa: E402
     METHODS_3D,
     PRETRAIN_METHODS,
     PretrainData,
-    PretrainDataModule,
     resolve_pretrain_data,
     sample_indices,
 )
+from fewmol.pretrain.datamodule import PretrainDataModule  # noqa: E402
 from fewmol.pretrain.run import PretrainConfig, build_module, prepare_data  # noqa: E402
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import torch
 
 from fewmol.errors import InvalidInputError
+
+if TYPE_CHECKING:  # Lightning takes seconds to import; make_trainer imports it when called
+    import lightning as L
 
 
 def hardware() -> str:
@@ -49,6 +51,7 @@ def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra
     Lightning's own logger and checkpoints are off: runs write safetensors checkpoints and CSV
     logs through their callbacks. Bad accelerator/devices/strategy flags become user errors.
     """
+    import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     kwargs = {

@@ -56,7 +56,6 @@ from fewmol.io.checkpoint import write_json, write_text
 from fewmol.io.modeldir import git_commit, git_dirty
 from fewmol.multitask.inputs import build_task_graph, load_input, resolve_split
 from fewmol.multitask.model import STRUCTURED
-from fewmol.multitask.run import MultitaskConfig, featurize_input, train_multitask
 from fewmol.training import check_precision, hardware
 
 PROTOCOL = "multitask"
@@ -180,8 +179,26 @@ class MultitaskProtocol:
 MULTITASK = MultitaskProtocol()
 
 
+# The training entry points import Lightning (seconds): loaded on first use, so that
+# `import fewmol.cli` stays light (tests replace train_multitask on this module).
+def featurize_input(*args: Any, **kwargs: Any) -> Any:
+    """:func:`fewmol.multitask.run.featurize_input`, imported on first use."""
+    from fewmol.multitask.run import featurize_input as impl
+
+    return impl(*args, **kwargs)
+
+
+def train_multitask(*args: Any, **kwargs: Any) -> Any:
+    """:func:`fewmol.multitask.run.train_multitask`, imported on first use."""
+    from fewmol.multitask.run import train_multitask as impl
+
+    return impl(*args, **kwargs)
+
+
 def model_settings() -> dict[str, Any]:
     """Architecture and optimiser settings every cell uses (MultitaskConfig defaults + MODEL)."""
+    from fewmol.multitask.run import MultitaskConfig
+
     cfg = MultitaskConfig(**MODEL)
     return {k: getattr(cfg, k) for k in _MODEL_KEYS}
 
@@ -393,6 +410,8 @@ def _run_cell(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Train one cell through train_multitask (resumable); return its record."""
+    from fewmol.multitask.run import MultitaskConfig
+
     t0 = time.time()
     run_method, noise = RUN_METHOD[c.method]
     inp = state.inp

@@ -28,10 +28,8 @@ from fewmol.bench.protocols import Protocol
 from fewmol.data.dta import load_dta
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
-from fewmol.dta.run import DTAConfig, train_dta
 from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.baseline import RF_FEATURES, RF_TREES, rf_baseline, rf_features
-from fewmol.finetune.run import FinetuneConfig, featurize_table, finetune
 from fewmol.io.checkpoint import write_json
 from fewmol.io.modeldir import (
     git_commit,
@@ -133,6 +131,29 @@ def featurizer_for(init: str | None, explicit: str | None = None) -> str:
     if init:
         return read_model_config(resolve_init(init)).get("featurizer", "hu2019")
     return "hu2019"
+
+
+# The training entry points import Lightning (seconds): these wrappers load them on first use,
+# so `import fewmol.cli` stays light, and tests can still replace them on this module.
+def featurize_table(*args: Any, **kwargs: Any) -> Any:
+    """:func:`fewmol.finetune.run.featurize_table`, imported on first use."""
+    from fewmol.finetune.run import featurize_table as impl
+
+    return impl(*args, **kwargs)
+
+
+def finetune(*args: Any, **kwargs: Any) -> Any:
+    """:func:`fewmol.finetune.run.finetune`, imported on first use."""
+    from fewmol.finetune.run import finetune as impl
+
+    return impl(*args, **kwargs)
+
+
+def train_dta(*args: Any, **kwargs: Any) -> Any:
+    """:func:`fewmol.dta.run.train_dta`, imported on first use."""
+    from fewmol.dta.run import train_dta as impl
+
+    return impl(*args, **kwargs)
 
 
 def pretrain_budget(init: str | None) -> dict[str, Any] | None:
@@ -415,6 +436,8 @@ def _run_cell(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fine-tune one (dataset, method, seed) cell; return its record (provenance added later)."""
+    from fewmol.finetune.run import FinetuneConfig
+
     t0 = time.time()
     p, table = c.protocol, state.table
     log(f"{c.dataset} / {c.method} / seed {c.seed}: {c.epochs} epochs on {len(table)} mols")
@@ -523,6 +546,8 @@ def _run_dta_cell(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train one drug–target affinity cell; return its record (provenance added later)."""
+    from fewmol.dta.run import DTAConfig
+
     t0 = time.time()
     p, data = c.protocol, state.data
     cfg = DTAConfig(

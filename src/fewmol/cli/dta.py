@@ -15,7 +15,6 @@ from fewmol.cli.common import (
     user_errors,
 )
 from fewmol.data.dta import DTA_DATASETS, MAX_LEN, load_dta
-from fewmol.dta.run import DTAConfig, train_dta
 from fewmol.errors import InvalidInputError
 from fewmol.io.modeldir import resolve_init
 from fewmol.training import check_precision
@@ -73,6 +72,8 @@ def dta(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a drug–target affinity model; report test MSE and concordance index."""
+    from fewmol.dta.run import DTAConfig, train_dta  # Lightning: imported to train
+
     with user_errors():
         name = dataset.strip().lower()
         if name not in DTA_DATASETS:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from fewmol.cli.common import console, err_console, inference_precision_option, user_errors
-from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, embed_file
+from fewmol.finetune.defaults import DEFAULT_CHUNK_ROWS
 
 
 def embed(
@@ -25,6 +25,8 @@ def embed(
     precision: str = inference_precision_option(),
 ) -> None:
     """Write the pooled GIN embedding of every row of INPUT (invalid rows: NaN, flagged)."""
+    from fewmol.finetune.predict import embed_file  # Lightning: imported to run
+
     with user_errors():
         stats = embed_file(
             model_dir,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from fewmol.cli.common import console, err_console, split_list, user_errors
-from fewmol.finetune.explain import DEFAULT_STEPS
+from fewmol.finetune.defaults import DEFAULT_STEPS
 
 
 def explain(

@@ -22,15 +22,7 @@ from fewmol.data.collate import GraphSet
 from fewmol.data.splits import SPLIT_NAMES, Split, kfold_splits, make_split, split_from_labels
 from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.crossval import OOF_FILE, SUMMARY_FILE, fold_dir, summarize_folds
-from fewmol.finetune.run import (
-    FinetuneConfig,
-    featurize_table,
-    finish_ensemble,
-    summarize_seeds,
-)
-from fewmol.finetune.run import finetune as run_finetune
-from fewmol.finetune.tune import TRIALS_FILE, run_search, sample_trials
+from fewmol.finetune.config import FinetuneConfig
 from fewmol.io.checkpoint import write_json
 
 
@@ -220,6 +212,10 @@ def finetune(
             info = dict(info, hygiene=hygiene.to_dict())
         if not child:
             report_bad_rows(table, out)
+        # the training modules load Lightning (seconds): only once the input has passed
+        from fewmol.finetune.run import featurize_table, finish_ensemble, summarize_seeds
+        from fewmol.finetune.run import finetune as run_finetune
+
         graphs = featurize_table(table, featurizer, workers)
         if tune is not None:
             the_split = resolve_split(split, table, data, seed_list[0])
@@ -288,6 +284,9 @@ def _crossvalidate(
     graphs: GraphSet,
 ) -> None:
     """One model per fold, then the out-of-fold predictions and the summary."""
+    from fewmol.finetune.crossval import OOF_FILE, SUMMARY_FILE, fold_dir, summarize_folds
+    from fewmol.finetune.run import finetune as run_finetune
+
     splits = kfold_splits(table.smiles, folds, split, cfg.seed)
     dirs, all_metrics = [], []
     for k, fold_split in enumerate(splits):
@@ -324,6 +323,8 @@ def _tune(
     graphs: GraphSet,
 ) -> None:
     """Seeded random search on one split; the best trial by validation becomes --out."""
+    from fewmol.finetune.run import finetune as run_finetune
+    from fewmol.finetune.tune import TRIALS_FILE, run_search, sample_trials
 
     def show(k: int, setting: dict, metrics: dict) -> None:
         m = metrics["select_metric"]

@@ -7,11 +7,8 @@ from pathlib import Path
 import typer
 
 from fewmol.cli.common import console, err_console, inference_precision_option, user_errors
-from fewmol.cli.multitask import predict_multitask
-from fewmol.dta.predict import is_dta_dir
 from fewmol.errors import InvalidInputError
-from fewmol.finetune.predict import DEFAULT_CHUNK_ROWS, predict_file
-from fewmol.multitask.predict import is_multitask_dir
+from fewmol.finetune.defaults import DEFAULT_CHUNK_ROWS
 
 
 def predict(
@@ -49,6 +46,12 @@ def predict(
     (ensembles / MC-dropout), _lower/_upper (regression) or _prob_cal (classification); then
     ad_max_tanimoto, ad_nearest_distance, ad_in_domain.
     """
+    # imported to run, not at start-up (Lightning takes seconds)
+    from fewmol.cli.multitask import predict_multitask
+    from fewmol.dta.predict import is_dta_dir
+    from fewmol.finetune.predict import predict_file
+    from fewmol.multitask.predict import is_multitask_dir
+
     if is_dta_dir(model_dir):  # `fewmol dta` dirs: one affinity per (SMILES, sequence) row
         with user_errors():
             if known_labels:

@@ -18,8 +18,6 @@ from fewmol.cli.common import (
 )
 from fewmol.errors import InvalidInputError
 from fewmol.pretrain.data import METHODS_3D, PRETRAIN_METHODS, PretrainData, resolve_pretrain_data
-from fewmol.pretrain.run import PretrainConfig, prepare_data
-from fewmol.pretrain.run import pretrain as run_pretrain
 
 # files a pre-training run writes into --out (what --force may remove)
 _RUN_FILES = (
@@ -98,6 +96,10 @@ def pretrain(
     cached in $FEWMOL_CACHE/conformers. The 2D baselines need SMILES only: attrmask,
     contextpred, edgepred, infograph, gpt-gnn, graphlog, g-contextual, g-motif, graphcl, joao.
     """
+    # Lightning takes seconds to import: loaded to run, not at start-up
+    from fewmol.pretrain.run import PretrainConfig, prepare_data
+    from fewmol.pretrain.run import pretrain as run_pretrain
+
     with user_errors():
         cfg = PretrainConfig(
             method=method.strip().lower(), epochs=epochs, batch_size=batch_size, lr=lr,

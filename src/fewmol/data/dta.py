@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -64,12 +63,7 @@ from torch.utils.data import DataLoader
 from fewmol.chem.mol import try_canonical_smiles
 from fewmol.data import registry
 from fewmol.data.collate import GraphBatch, GraphSet
-from fewmol.data.module import (
-    EpochSeededSampler,
-    _Indices,
-    drop_single_remainder,
-    trainer_world_size,
-)
+from fewmol.data.loaders import EpochSeededSampler, _Indices
 from fewmol.data.splits import Split
 from fewmol.data.store import featurize_to_graphset
 from fewmol.errors import InvalidInputError
@@ -443,50 +437,6 @@ def make_pair_loader(
     )
 
 
-class DTADataModule(L.LightningDataModule):
-    """Shuffled training pairs plus (valid, test) evaluation loaders."""
-
-    def __init__(
-        self,
-        data: DTAData,
-        graphs: GraphSet,
-        split: Split,
-        batch_size: int = 256,
-        eval_batch_size: int = 256,
-        seed: int = 0,
-        epoch_offset: int = 0,
-        max_len: int = MAX_LEN,
-    ):
-        super().__init__()
-        self.data, self.graphs, self.split = data, graphs, split
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.seed, self.epoch_offset, self.max_len = seed, epoch_offset, max_len
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (order depends only on seed and epoch; no batch of one)."""
-        n, world = len(self.split.train), trainer_world_size(self)
-        return make_pair_loader(
-            self.data,
-            self.graphs,
-            self.split.train,
-            self.batch_size,
-            True,
-            self.seed,
-            self.epoch_offset,
-            self.max_len,
-            drop_last=drop_single_remainder(n, self.batch_size, world),
-        )
-
-    def val_dataloader(self) -> list[DataLoader]:
-        """[valid, test] loaders."""
-        return [
-            make_pair_loader(
-                self.data, self.graphs, part, self.eval_batch_size, max_len=self.max_len
-            )
-            for part in (self.split.valid, self.split.test)
-        ]
-
-
 def iter_pair_batches(
     data: DTAData,
     graphs: GraphSet,
@@ -503,7 +453,6 @@ def iter_pair_batches(
 
 __all__ = [
     "DTAData",
-    "DTADataModule",
     "DTA_DATASETS",
     "MAX_LEN",
     "PROTEIN_ALPHABET",

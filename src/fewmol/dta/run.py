@@ -20,10 +20,12 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader
 
 from fewmol import __version__
 from fewmol.data.collate import GraphSet
-from fewmol.data.dta import MAX_LEN, PROTEIN_VOCAB_SIZE, DTAData, DTADataModule, make_pair_loader
+from fewmol.data.dta import MAX_LEN, PROTEIN_VOCAB_SIZE, DTAData, make_pair_loader
+from fewmol.data.loaders import drop_single_remainder, trainer_world_size
 from fewmol.data.splits import Split
 from fewmol.dta.model import DEEPDTA_HIDDEN, build_dta_model
 from fewmol.dta.module import DTAModule
@@ -46,6 +48,50 @@ from fewmol.training import hardware, make_trainer
 SELECT_METRIC = "mse"
 # config.json entries that must match for --resume to continue the same run
 _RESUME_KEYS = ("dataset", "featurizer", "encoder", "protein_encoder", "head", "pooling", "pairs")
+
+
+class DTADataModule(L.LightningDataModule):
+    """Shuffled training pairs plus (valid, test) evaluation loaders."""
+
+    def __init__(
+        self,
+        data: DTAData,
+        graphs: GraphSet,
+        split: Split,
+        batch_size: int = 256,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        epoch_offset: int = 0,
+        max_len: int = MAX_LEN,
+    ):
+        super().__init__()
+        self.data, self.graphs, self.split = data, graphs, split
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.seed, self.epoch_offset, self.max_len = seed, epoch_offset, max_len
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches (order depends only on seed and epoch; no batch of one)."""
+        n, world = len(self.split.train), trainer_world_size(self)
+        return make_pair_loader(
+            self.data,
+            self.graphs,
+            self.split.train,
+            self.batch_size,
+            True,
+            self.seed,
+            self.epoch_offset,
+            self.max_len,
+            drop_last=drop_single_remainder(n, self.batch_size, world),
+        )
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """[valid, test] loaders."""
+        return [
+            make_pair_loader(
+                self.data, self.graphs, part, self.eval_batch_size, max_len=self.max_len
+            )
+            for part in (self.split.valid, self.split.test)
+        ]
 
 
 @dataclass

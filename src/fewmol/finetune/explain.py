@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from fewmol.data.collate import GraphSet
-from fewmol.data.module import predict_batches
+from fewmol.data.loaders import predict_batches
+from fewmol.finetune.defaults import DEFAULT_STEPS
 from fewmol.finetune.module import FinetuneModule
-
-DEFAULT_STEPS = 32
 
 
 @contextmanager

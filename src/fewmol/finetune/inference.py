@@ -18,12 +18,11 @@ import torch
 from torch import nn
 
 from fewmol.data.collate import GraphSet
+from fewmol.finetune.defaults import BATCH_ROWS
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.modeldir import load_model
 from fewmol.models.gin import GINEncoder
 from fewmol.training import inference_autocast
-
-BATCH_ROWS = 256
 
 
 def load_module(model_dir: Path) -> tuple[FinetuneModule, dict[str, Any]]:

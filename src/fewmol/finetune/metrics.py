@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import r2_score
 
 CLASSIFICATION_METRICS = ("roc_auc", "prc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
@@ -39,6 +37,8 @@ def binary_roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     Equals sklearn's ``roc_auc_score`` (a test checks it) at a fraction of its per-call cost,
     which dominated evaluation of many-task sets (ToxCast's 617 tasks: seconds per epoch).
     """
+    from scipy.stats import rankdata  # scipy.stats takes ~1 s to import: not at CLI start-up
+
     pos = y > 0.5
     n_pos = int(pos.sum())
     n_neg = y.size - n_pos
@@ -97,6 +97,8 @@ def classification_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str,
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """RMSE, MAE and R² over all observed labels (tasks averaged after per-task scores)."""
+    from sklearn.metrics import r2_score  # sklearn.metrics: imported on use, not at start-up
+
     y_true, y_pred = _check(y_true, y_pred)
     rmse, mae, r2 = [], [], []
     for t in range(y_true.shape[1]):

@@ -36,6 +36,7 @@ from fewmol.data.tables import SmilesStream, Table, open_smiles_stream, read_smi
 from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.applicability import Applicability
 from fewmol.finetune.calibration import apply_calibration, load_calibration
+from fewmol.finetune.defaults import DEFAULT_CHUNK_ROWS
 from fewmol.finetune.inference import BATCH_ROWS, load_module, run_inference
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.checkpoint import read_json, write_json
@@ -51,8 +52,6 @@ __all__ = [
     "predict_file",
     "predict_table",
 ]
-
-DEFAULT_CHUNK_ROWS = 10240  # a multiple of the inference batch, see fewmol.finetune.inference
 
 
 def model_members(path: str | Path) -> list[Path]:

@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fewmol.chem.featurize import get_featurizer
 from fewmol.errors import ModelFileError
 from fewmol.io.checkpoint import (
@@ -176,15 +178,20 @@ def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any
 
 
 def weights_sha256(init: str | Path) -> str | None:
-    """SHA-256 of the weights an --init loads (encoder.safetensors, else model.safetensors)."""
+    """SHA-256 of the weights an --init loads: every tensor's name, dtype, shape and bytes.
+
+    Hashed tensor by tensor in name order rather than as a file: safetensors writes its header
+    metadata in varying order, so two saves of the same weights differ byte for byte.
+    """
     d = resolve_init(str(init))
     for name in ("encoder.safetensors", "model.safetensors"):
-        f = d / name
-        if f.is_file():
+        if (d / name).is_file():
+            tensors = load_tensors(d / name)
             h = hashlib.sha256()
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
+            for key in sorted(tensors):
+                t = tensors[key].contiguous()
+                h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
             return h.hexdigest()
     return None
 

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from fewmol.data.collate import GraphSet
-from fewmol.data.module import predict_batches
+from fewmol.data.loaders import predict_batches
 from fewmol.data.store import featurize_to_graphset
 from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError, ModelFileError

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import GCNConv
 
 
 class TaskGCN(nn.Module):
@@ -23,6 +22,9 @@ class TaskGCN(nn.Module):
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
         self.num_tasks, self.dim, self.dropout = num_tasks, dim, dropout
+        # PyG takes seconds to import: loaded with the first model, not with the CLI
+        from torch_geometric.nn import GCNConv
+
         self.embedding = nn.Embedding(num_tasks, dim)
         # cached=False: the graph is a buffer of the owning module and may move between devices.
         self.convs = nn.ModuleList(

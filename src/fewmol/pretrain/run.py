@@ -46,8 +46,8 @@ from fewmol.pretrain.data import (
     METHODS_3D,
     PRETRAIN_METHODS,
     PretrainData,
-    PretrainDataModule,
 )
+from fewmol.pretrain.datamodule import PretrainDataModule
 from fewmol.pretrain.losses import CONTRASTIVE, GENERATIVE, GraphMVPLoss
 from fewmol.pretrain.methods import METHODS
 from fewmol.pretrain.methods.contextual import build_context_vocab

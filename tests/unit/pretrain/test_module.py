@@ -13,10 +13,10 @@ from fewmol.data.collate import GraphBatch, GraphSet
 from fewmol.pretrain.data import (
     Collate3D,
     ConformerSampler,
-    PretrainDataModule,
     atoms_match,
     resolve_pretrain_data,
 )
+from fewmol.pretrain.datamodule import PretrainDataModule
 from fewmol.pretrain.masking import hop_distances, induced_subgraph
 from fewmol.pretrain.module import GraphMVPModule, Pretrain2DModule, subgraph_keep
 from fewmol.pretrain.run import PretrainConfig, build_module

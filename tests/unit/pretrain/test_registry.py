@@ -13,7 +13,8 @@ from fewmol.chem.featurize import featurize_smiles
 from fewmol.chem.motifs import motif_labels
 from fewmol.data.collate import GraphSet
 from fewmol.errors import InvalidInputError
-from fewmol.pretrain.data import METHODS_2D, PretrainDataModule, resolve_pretrain_data
+from fewmol.pretrain.data import METHODS_2D, resolve_pretrain_data
+from fewmol.pretrain.datamodule import PretrainDataModule
 from fewmol.pretrain.methods import METHODS
 from fewmol.pretrain.methods.contextual import build_context_vocab
 from fewmol.pretrain.module import Pretrain2DModule

@@ -1,0 +1,28 @@
+"""`fewmol` starts without the heavy training libraries; commands load them when they run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = "lightning torch_geometric scipy.stats sklearn.metrics"
+
+
+def _python(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def test_importing_the_cli_loads_no_training_library() -> None:
+    code = f"import sys, fewmol.cli; print(*[m for m in {HEAVY.split()!r} if m in sys.modules])"
+    assert _python(code).strip() == ""
+
+
+def test_help_lists_every_command() -> None:
+    code = "import sys; sys.argv = ['fewmol', '--help']; from fewmol.cli import main; main()"
+    try:
+        text = _python(code)
+    except subprocess.CalledProcessError as e:  # click exits 0 after --help; anything else fails
+        raise AssertionError(e.stderr) from None
+    for command in ("finetune", "predict", "pretrain", "multitask", "dta", "bench", "explain"):
+        assert command in text, text
