@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import platform
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,12 @@ def hardware() -> str:
     """Short description of the machine (for provenance)."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{platform.machine()} {torch.get_num_threads()} torch threads, {gpu}"
+
+
+#: set by the CLI: Lightning's info banners (tips, "GPU available", "max_epochs reached") stay
+#: out of users' terminals; library callers keep Lightning's own logging
+QUIET_LIGHTNING = False
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
 
 
 #: Lightning precisions a run may ask for. bf16-mixed autocasts matrix products to bfloat16
@@ -53,6 +60,10 @@ def make_trainer(cfg: Any, max_epochs: int, callbacks: list[L.Callback], **extra
     """
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if QUIET_LIGHTNING:  # after the import: importing Lightning sets its loggers to INFO
+        for name in LIGHTNING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     kwargs = {
         "max_epochs": max_epochs,

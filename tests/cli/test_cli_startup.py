@@ -26,3 +26,20 @@ def test_help_lists_every_command() -> None:
         raise AssertionError(e.stderr) from None
     for command in ("finetune", "predict", "pretrain", "multitask", "dta", "bench", "explain"):
         assert command in text, text
+
+
+def test_training_prints_no_lightning_banners(tmp_path) -> None:
+    """Lightning is imported mid-command now; its info banners must stay quiet all the same."""
+    from pathlib import Path
+
+    tiny = Path(__file__).resolve().parents[1] / "data" / "tiny.csv"
+    argv = ["finetune", str(tiny), "--target-cols", "Acid (active=1)", "--epochs", "1"]
+    argv += ["--num-layers", "1", "--hidden", "16", "--split", "random", "--accelerator", "cpu"]
+    argv += ["--out", str(tmp_path / "run"), "-q"]
+    code = f"import sys; sys.argv = ['fewmol', *{argv!r}]; from fewmol.cli import main; main()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    assert "test roc_auc" in text  # the run itself reported
+    for banner in ("Tip:", "max_epochs", "GPU available", "LOCAL_RANK"):
+        assert banner not in text, text

@@ -7,6 +7,7 @@ import warnings
 
 import typer
 
+from fewmol import training
 from fewmol.cli import bench as bench_cli
 from fewmol.cli import data as data_cli
 from fewmol.cli.conformers import conformers
@@ -48,8 +49,11 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*Total length of .DataLoader. across ranks.*")
     warnings.filterwarnings("ignore", message=".*all_gather is deprecated.*")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+    for name in training.LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning resets its loggers to INFO when it is imported, which now happens only when a
+    # command trains: make_trainer quiets them again then
+    training.QUIET_LIGHTNING = True
 
 
 _quiet_libraries()
