@@ -72,8 +72,6 @@ def dta(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a drug–target affinity model; report test MSE and concordance index."""
-    from fewmol.dta.run import DTAConfig, train_dta  # Lightning: imported to train
-
     with user_errors():
         name = dataset.strip().lower()
         if name not in DTA_DATASETS:
@@ -89,6 +87,9 @@ def dta(
             raise InvalidInputError(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
+        # Lightning takes seconds to import: loaded once the flags have passed
+        from fewmol.dta.run import DTAConfig, train_dta
+
         cfg = DTAConfig(
             epochs=epochs,
             batch_size=batch_size,

@@ -92,7 +92,6 @@ def multitask(
 ) -> None:
     """Train a multi-task model (SGNN-EBM or a baseline) on DATA and write a model dir."""
     from fewmol.multitask.inputs import build_task_graph, load_input, resolve_split
-    from fewmol.multitask.run import MultitaskConfig, featurize_input, train_multitask
 
     with user_errors():
         method = method.strip().lower()
@@ -117,6 +116,9 @@ def multitask(
         keyword = task_graph.strip().lower() in ("auto", "learned", "none")
         if method in STRUCTURED or not keyword:  # a relation file is checked for every method
             graph = build_task_graph(task_graph, inp, the_split.train, graph_top_k, graph_method)
+        # Lightning takes seconds to import: loaded once the input and task graph have passed
+        from fewmol.multitask.run import MultitaskConfig, featurize_input, train_multitask
+
         cfg = MultitaskConfig(
             method=method,
             epochs=epochs,
