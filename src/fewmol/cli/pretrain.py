@@ -17,6 +17,7 @@ from fewmol.cli.common import (
     user_errors,
 )
 from fewmol.errors import InvalidInputError
+from fewmol.pretrain.config import PretrainConfig
 from fewmol.pretrain.data import METHODS_3D, PRETRAIN_METHODS, PretrainData, resolve_pretrain_data
 
 # files a pre-training run writes into --out (what --force may remove)
@@ -96,10 +97,6 @@ def pretrain(
     cached in $FEWMOL_CACHE/conformers. The 2D baselines need SMILES only: attrmask,
     contextpred, edgepred, infograph, gpt-gnn, graphlog, g-contextual, g-motif, graphcl, joao.
     """
-    # Lightning takes seconds to import: loaded to run, not at start-up
-    from fewmol.pretrain.run import PretrainConfig, prepare_data
-    from fewmol.pretrain.run import pretrain as run_pretrain
-
     with user_errors():
         cfg = PretrainConfig(
             method=method.strip().lower(), epochs=epochs, batch_size=batch_size, lr=lr,
@@ -127,6 +124,10 @@ def pretrain(
             for name in _RUN_FILES:
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        # Lightning takes seconds to import: loaded once the flags and --out have passed
+        from fewmol.pretrain.run import prepare_data
+        from fewmol.pretrain.run import pretrain as run_pretrain
+
         pdata = resolve_pretrain_data(
             data, cfg.method, featurizer=featurizer, max_molecules=max_molecules,
             num_confs=num_confs, workers=workers, smiles_col=smiles_col, data_dir=data_dir,

@@ -32,6 +32,9 @@ import torch
 from fewmol.chem.featurize import HU2019_MASK_BOND, FeaturizerSpec, get_featurizer
 from fewmol.data.collate import GraphBatch
 
+#: how GraphMVP masks the 2D view: random atoms, or a connected subgraph removed
+MASK_MODES = ("atoms", "subgraph")
+
 
 # ---------------------------------------------------------------- generic helpers
 def segment_counts(batch: torch.Tensor, num_graphs: int) -> torch.Tensor:

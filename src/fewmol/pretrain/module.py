@@ -22,7 +22,8 @@ from fewmol.models.heads import global_pool
 from fewmol.models.schnet import SchNetEncoder
 from fewmol.pretrain.data import Batch3D
 from fewmol.pretrain.losses import GraphMVPLoss
-from fewmol.pretrain.masking import (  # subgraph_keep: re-exported, it used to live here
+from fewmol.pretrain.masking import (  # MASK_MODES, subgraph_keep: re-exported from here
+    MASK_MODES,
     induced_subgraph,
     mask_atoms,
     subgraph_keep,
@@ -30,7 +31,6 @@ from fewmol.pretrain.masking import (  # subgraph_keep: re-exported, it used to 
 
 __all__ = ["MASK_MODES", "GraphMVPModule", "Pretrain2DModule", "PretrainModule", "subgraph_keep"]
 
-MASK_MODES = ("atoms", "subgraph")
 Parts = dict[str, torch.Tensor | float]
 
 
