@@ -50,6 +50,8 @@ row_done() {
         done
     done
 }
+# the encoder dir of a row (a method, or NAME for a variant)
+row_dir() { echo "$WORK/pretrain/rows-$1-${MOLS}x${EPOCHS_PRE}"; }
 finetune_row() {
     "$FEWMOL" bench classification --methods "$1" --pretrained "$1=$2" \
         --seeds "$SEEDS" --datasets "$DATASETS" --precision "$PRECISION" \
@@ -58,7 +60,7 @@ finetune_row() {
 skipped=()
 for m in ${METHODS//,/ }; do
     row="${NAME:-$m}"
-    out="$WORK/pretrain/rows-${row}-${MOLS}x${EPOCHS_PRE}"
+    out="$(row_dir "$row")"
     if row_done "$row"; then
         echo "$row: every cell of $DATASETS x seeds $SEEDS has a record; skipped"
         continue
@@ -85,7 +87,7 @@ done
 # the worker then goes on with the queue instead of idling.
 for m in "${skipped[@]}"; do
     row="${NAME:-$m}"
-    out="$WORK/pretrain/rows-${row}-${MOLS}x${EPOCHS_PRE}"
+    out="$(row_dir "$row")"
     if ! flock -w "${JOIN_WAIT_S:-900}" "$out.lock" true; then
         echo "$row: still pre-training after ${JOIN_WAIT_S:-900} s; its cells are left to that worker"
         continue

@@ -48,6 +48,7 @@ from fewmol.bench.run import (
     _done,
     cell_lock,
     featurizer_for,
+    imported_on_call,
     pretrain_budget,
     result_path,
 )
@@ -179,20 +180,8 @@ class MultitaskProtocol:
 MULTITASK = MultitaskProtocol()
 
 
-# The training entry points import Lightning (seconds): loaded on first use, so that
-# `import fewmol.cli` stays light (tests replace train_multitask on this module).
-def featurize_input(*args: Any, **kwargs: Any) -> Any:
-    """:func:`fewmol.multitask.run.featurize_input`, imported on first use."""
-    from fewmol.multitask.run import featurize_input as impl
-
-    return impl(*args, **kwargs)
-
-
-def train_multitask(*args: Any, **kwargs: Any) -> Any:
-    """:func:`fewmol.multitask.run.train_multitask`, imported on first use."""
-    from fewmol.multitask.run import train_multitask as impl
-
-    return impl(*args, **kwargs)
+featurize_input = imported_on_call("fewmol.multitask.run", "featurize_input")
+train_multitask = imported_on_call("fewmol.multitask.run", "train_multitask")
 
 
 def model_settings() -> dict[str, Any]:

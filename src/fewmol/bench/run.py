@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import shlex
@@ -30,6 +31,7 @@ from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
 from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.baseline import RF_FEATURES, RF_TREES, rf_baseline, rf_features
+from fewmol.finetune.config import FinetuneConfig
 from fewmol.io.checkpoint import write_json
 from fewmol.io.modeldir import (
     git_commit,
@@ -133,27 +135,22 @@ def featurizer_for(init: str | None, explicit: str | None = None) -> str:
     return "hu2019"
 
 
-# The training entry points import Lightning (seconds): these wrappers load them on first use,
-# so `import fewmol.cli` stays light, and tests can still replace them on this module.
-def featurize_table(*args: Any, **kwargs: Any) -> Any:
-    """:func:`fewmol.finetune.run.featurize_table`, imported on first use."""
-    from fewmol.finetune.run import featurize_table as impl
+def imported_on_call(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: the training entry points load Lightning
+    (seconds), so `import fewmol.cli` stays light; tests can still replace the module attribute.
+    """
 
-    return impl(*args, **kwargs)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
-
-def finetune(*args: Any, **kwargs: Any) -> Any:
-    """:func:`fewmol.finetune.run.finetune`, imported on first use."""
-    from fewmol.finetune.run import finetune as impl
-
-    return impl(*args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f":func:`{module}.{name}`, imported on first use."
+    return call
 
 
-def train_dta(*args: Any, **kwargs: Any) -> Any:
-    """:func:`fewmol.dta.run.train_dta`, imported on first use."""
-    from fewmol.dta.run import train_dta as impl
-
-    return impl(*args, **kwargs)
+featurize_table = imported_on_call("fewmol.finetune.run", "featurize_table")
+finetune = imported_on_call("fewmol.finetune.run", "finetune")
+train_dta = imported_on_call("fewmol.dta.run", "train_dta")
 
 
 def pretrain_budget(init: str | None) -> dict[str, Any] | None:
@@ -436,8 +433,6 @@ def _run_cell(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fine-tune one (dataset, method, seed) cell; return its record (provenance added later)."""
-    from fewmol.finetune.run import FinetuneConfig
-
     t0 = time.time()
     p, table = c.protocol, state.table
     log(f"{c.dataset} / {c.method} / seed {c.seed}: {c.epochs} epochs on {len(table)} mols")
