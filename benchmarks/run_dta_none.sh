@@ -11,7 +11,8 @@
 # (benchmarks/speed/dta_speed.py, OMP_NUM_THREADS=1; repeat runs vary 20-40 %):
 #   davis: 167 training pairs/s x 20,036 pairs ~ 2.0 min + evaluation of 10,020 valid/test
 #          pairs at ~600 pairs/s ~ 0.3 min = ~2.3 min per epoch; 100 epochs x 3 seeds ~ 11.5 h,
-#          so DAVIS_EPOCHS=30: ~70 min per seed, ~3.5 h for 3 seeds
+#          so DAVIS_EPOCHS=10: ~23 min per seed, ~1.2 h for 3 seeds (a row: none, graphmvp-c,
+#          ~2.3 h of one thread; 30 epochs would be ~7 h, more than a session's two cores)
 #   kiba:  111 training pairs/s x 78,836 pairs ~ 11.8 min + 39,418 valid/test pairs at ~230
 #          pairs/s ~ 2.9 min = ~15 min per epoch; 100 epochs x 3 seeds ~ 74 h,
 #          so KIBA_EPOCHS=10: ~2.5 h per seed, ~7.5 h for 3 seeds
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"
 DATASETS="${DATASETS:-davis,kiba}"
-DAVIS_EPOCHS="${DAVIS_EPOCHS:-30}"
+DAVIS_EPOCHS="${DAVIS_EPOCHS:-10}"
 KIBA_EPOCHS="${KIBA_EPOCHS:-10}"
 OUT="${OUT:-benchmarks/results}"
 WORK="${WORK:-benchmarks/work}"

@@ -6,13 +6,16 @@
 # the grid (cells are locked), e.g. on 2 cores, one thread each:
 #   OMP_NUM_THREADS=1 nohup benchmarks/run_regression_none.sh > benchmarks/logs/regression_none.log 2>&1 &
 #
-# Epochs, sized for one thread of this busy 2-core machine. Measured (OMP_NUM_THREADS=1, GIN
-# 5 x 300, batch 32, train + valid/test evaluation): ESOL 5.3 s/epoch (1,128 molecules, 13
-# heavy atoms on average), Lipophilicity 41 s/epoch (4,200 molecules, 27 atoms), i.e. ~0.36 ms
-# per heavy atom per epoch; the others follow from their sizes. For 3 seeds:
-#   esol + freesolv + lipo at 100 epochs (the paper's): ~0.5 h + ~0.1 h + ~3.4 h
-#   malaria (9,999 molecules, 30 atoms, ~110 s/epoch): 100 epochs ~9 h, so MALARIA_EPOCHS=30 ~2.7 h
-#   cep (29,978 molecules, 28 atoms, ~5 min/epoch): 100 epochs ~25 h, so CEP_EPOCHS=10 ~2.5 h
+# Epochs, sized for one thread of this busy 2-core machine. First estimate (OMP_NUM_THREADS=1,
+# GIN 5 x 300, batch 32, train + valid/test evaluation, float32): ESOL 5.3 s/epoch (1,128
+# molecules, 13 heavy atoms on average), Lipophilicity 41 s/epoch (4,200 molecules, 27 atoms),
+# ~0.36 ms per heavy atom per epoch. The finished bf16-mixed Lipophilicity cells then took
+# 1,584 s for 100 epochs (15.8 s/epoch, ~0.14 ms per heavy atom per epoch); at that rate:
+#   esol + freesolv + lipo at 100 epochs (the paper's): ~0.2 h + ~0.1 h + ~1.3 h for 3 seeds
+#   malaria (9,999 molecules, 30 atoms, ~42 s/epoch): 100 epochs ~1.2 h per seed, so
+#       MALARIA_EPOCHS=30: ~21 min per seed
+#   cep (29,978 molecules, 28 atoms, ~2 min/epoch): 100 epochs ~3.3 h per seed, so
+#       CEP_EPOCHS=10: ~20 min per seed
 # The epochs are recorded per run and printed beside the numbers (`[N ep]`).
 # METHODS=graphmvp-c runs another row on the same budget (run_regression_graphmvp_c.sh does).
 # The paper ran these sets with the 9-feature OGB featuriser: FEATURIZER=ogb (one results tree
