@@ -181,6 +181,74 @@ class PairBatch:
 
 
 @dataclass
+class PairIds:
+    """A batch of pairs as dataset ids only: evaluation looks up embeddings computed once.
+
+    Shapes: ``drug`` (B,) Y rows, ``protein`` (B,) Y columns, ``y`` (B,) float32, ``index`` (B,)
+    pair positions in the dataset.
+    """
+
+    drug: torch.Tensor
+    protein: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+    @property
+    def num_pairs(self) -> int:
+        """Number of pairs B."""
+        return int(self.index.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> PairIds:
+        """Move every tensor to ``device`` (Lightning calls this)."""
+        return PairIds(
+            *(t.to(device, non_blocking=non_blocking) for t in (self.drug, self.protein, self.y)),
+            self.index.to(device, non_blocking=non_blocking),
+        )
+
+
+@dataclass
+class EvalEntities:
+    """The distinct drugs and proteins of some pairs, and where their inputs come from."""
+
+    data: DTAData
+    graphs: GraphSet
+    drugs: np.ndarray
+    """int64 sorted distinct Y rows"""
+    proteins: np.ndarray
+    """int64 sorted distinct Y columns"""
+    max_len: int = MAX_LEN
+
+    @classmethod
+    def of_pairs(
+        cls, data: DTAData, graphs: GraphSet, pairs: np.ndarray, max_len: int = MAX_LEN
+    ) -> EvalEntities:
+        """The entities of ``pairs`` (pair positions)."""
+        pairs = np.asarray(pairs, dtype=np.int64)
+        return cls(
+            data, graphs, np.unique(data.drug_idx[pairs]), np.unique(data.prot_idx[pairs]), max_len
+        )
+
+    def drug_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, GraphBatch]]:
+        """(Y rows, their graphs) in chunks of ``batch_size`` drugs."""
+        rows = self.data.graph_rows()
+        for s in range(0, len(self.drugs), batch_size):
+            ids = self.drugs[s : s + batch_size]
+            yield ids, self.graphs.collate(rows[ids])
+
+    def protein_batches(
+        self, batch_size: int
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """(Y columns, tokens, lengths) in chunks of ``batch_size`` proteins, similar lengths
+        together so little padding is encoded."""
+        order = self.proteins[
+            np.argsort(self.data.proteins.lengths()[self.proteins], kind="stable")
+        ]
+        for s in range(0, len(order), batch_size):
+            ids = order[s : s + batch_size]
+            yield (ids, *self.data.proteins.batch(ids, self.max_len))
+
+
+@dataclass
 class DTAData:
     """One DTA dataset: drugs (Y rows), proteins (Y columns), measured pairs and the folds."""
 
@@ -257,6 +325,16 @@ class DTAData:
             proteins=tokens,
             protein_lengths=lengths,
             protein_index=torch.from_numpy(prot_inv.astype(np.int64)),
+            y=torch.from_numpy(self.affinity[pairs].astype(np.float32)),
+            index=torch.from_numpy(pairs.copy()),
+        )
+
+    def collate_ids(self, pairs: np.ndarray) -> PairIds:
+        """Batch ``pairs`` as ids (no graphs, no tokens)."""
+        pairs = np.asarray(pairs, dtype=np.int64)
+        return PairIds(
+            drug=torch.from_numpy(self.drug_idx[pairs]),
+            protein=torch.from_numpy(self.prot_idx[pairs]),
             y=torch.from_numpy(self.affinity[pairs].astype(np.float32)),
             index=torch.from_numpy(pairs.copy()),
         )
@@ -412,6 +490,16 @@ class PairCollate:
         )
 
 
+class PairIdCollate:
+    """Picklable collate: pair positions -> PairIds."""
+
+    def __init__(self, data: DTAData):
+        self.data = data
+
+    def __call__(self, idx: list[int]) -> PairIds:
+        return self.data.collate_ids(np.asarray(idx, dtype=np.int64))
+
+
 def make_pair_loader(
     data: DTAData,
     graphs: GraphSet,
@@ -422,8 +510,10 @@ def make_pair_loader(
     epoch_offset: int = 0,
     max_len: int = MAX_LEN,
     drop_last: bool = False,
+    ids_only: bool = False,
 ) -> DataLoader:
-    """DataLoader of PairBatch over ``pairs`` (shuffled per epoch, or in evaluation order)."""
+    """DataLoader of PairBatch (or PairIds with ``ids_only``) over ``pairs`` (shuffled per
+    epoch, or in evaluation order)."""
     pairs = np.asarray(pairs, dtype=np.int64)
     if not shuffle:
         pairs = data.eval_order(pairs)
@@ -432,7 +522,7 @@ def make_pair_loader(
         _Indices(pairs),
         batch_size=batch_size,
         sampler=sampler,
-        collate_fn=PairCollate(data, graphs, max_len),
+        collate_fn=PairIdCollate(data) if ids_only else PairCollate(data, graphs, max_len),
         drop_last=drop_last,
     )
 
@@ -454,10 +544,12 @@ def iter_pair_batches(
 __all__ = [
     "DTAData",
     "DTA_DATASETS",
+    "EvalEntities",
     "MAX_LEN",
     "PROTEIN_ALPHABET",
     "PROTEIN_VOCAB_SIZE",
     "PairBatch",
+    "PairIds",
     "ProteinSet",
     "encode_sequence",
     "iter_pair_batches",

@@ -83,6 +83,16 @@ class DTAModel(nn.Module):
         """One output per pair: drugs ``drug_index`` with proteins ``protein_index``."""
         drug = self.embed_drugs(x, edge_index, edge_attr, batch, num_graphs)
         prot = self.protein_encoder(tokens, lengths)
+        return self.pair_head(drug, prot, drug_index, protein_index)
+
+    def pair_head(
+        self,
+        drug: torch.Tensor,
+        prot: torch.Tensor,
+        drug_index: torch.Tensor,
+        protein_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """MLP outputs (n_pairs,) for rows ``drug_index`` of ``drug`` with ``protein_index``."""
         z = torch.cat([drug.index_select(0, drug_index), prot.index_select(0, protein_index)], 1)
         return self.head(z).squeeze(1)
 

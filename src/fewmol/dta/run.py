@@ -24,7 +24,13 @@ from torch.utils.data import DataLoader
 
 from fewmol import __version__
 from fewmol.data.collate import GraphSet
-from fewmol.data.dta import MAX_LEN, PROTEIN_VOCAB_SIZE, DTAData, make_pair_loader
+from fewmol.data.dta import (
+    MAX_LEN,
+    PROTEIN_VOCAB_SIZE,
+    DTAData,
+    EvalEntities,
+    make_pair_loader,
+)
 from fewmol.data.loaders import drop_single_remainder, trainer_world_size
 from fewmol.data.splits import Split
 from fewmol.dta.model import DEEPDTA_HIDDEN, build_dta_model
@@ -85,13 +91,16 @@ class DTADataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> list[DataLoader]:
-        """[valid, test] loaders."""
+        """[valid, test] loaders of PairIds (the module encodes ``eval_entities`` once)."""
         return [
-            make_pair_loader(
-                self.data, self.graphs, part, self.eval_batch_size, max_len=self.max_len
-            )
+            make_pair_loader(self.data, self.graphs, part, self.eval_batch_size, ids_only=True)
             for part in (self.split.valid, self.split.test)
         ]
+
+    def eval_entities(self) -> EvalEntities:
+        """The drugs and proteins of the valid and test pairs."""
+        pairs = np.concatenate([self.split.valid, self.split.test])
+        return EvalEntities.of_pairs(self.data, self.graphs, pairs, self.max_len)
 
 
 @dataclass
@@ -352,6 +361,7 @@ class DTARun:
                 epoch_offset=self.epochs_done,
                 max_len=cfg.max_len,
             )
+            module.eval_entities, module.eval_chunk = dm.eval_entities(), cfg.eval_batch_size
             trainer = make_trainer(cfg, remaining, [_DTARecorder(self)])
             self.epoch_start = time.time()
             trainer.fit(module, datamodule=dm)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fewmol.data.dta import DTAData, iter_pair_batches, load_dta
+from fewmol.data.dta import DTAData, EvalEntities, iter_pair_batches, load_dta
 from fewmol.dta.model import load_dta_model
 from fewmol.dta.module import DTAModule, _inversions, concordance_index, dta_metrics
 from fewmol.dta.run import DTAConfig, DTARun, train_dta
@@ -117,6 +117,41 @@ def test_tiny_run_learns_and_writes_its_dir(davis: DTAData, tmp_path: Path) -> N
     np.testing.assert_allclose([got[p] for p in preds["pair"]], preds["prediction"], rtol=1e-5)
     best = saved["test_at_best_valid"]["mse"]
     assert np.mean((preds["prediction"] - preds["pKd"]) ** 2) == pytest.approx(best, rel=1e-5)
+
+
+def test_evaluation_encodes_each_entity_once_and_matches_pair_batches(davis: DTAData) -> None:
+    run = DTARun(davis, TINY, Path("."))
+    module, _ = run.build()
+    module.eval()
+    graphs = davis.featurize()
+    pairs = np.concatenate([run.split.valid, run.split.test])
+    ent = EvalEntities.of_pairs(davis, graphs, pairs, TINY.max_len)
+    assert set(ent.drugs) == set(davis.drug_idx[pairs]) and len(ent.drugs) == len(set(ent.drugs))
+    assert set(ent.proteins) == set(davis.prot_idx[pairs])
+    module.eval_entities, module.eval_chunk = ent, 16
+    calls = {"drug": 0, "prot": 0}
+    embed, prot_enc = module.model.embed_drugs, module.model.protein_encoder.forward
+    module.model.embed_drugs = lambda *a: (calls.__setitem__("drug", calls["drug"] + 1), embed(*a))[
+        1
+    ]
+    module.model.protein_encoder.forward = lambda *a, **k: (
+        calls.__setitem__("prot", calls["prot"] + 1),
+        prot_enc(*a, **k),
+    )[1]
+    with torch.no_grad():
+        ids = davis.collate_ids(pairs)
+        drug, prot = module.entity_tables()
+        fast = module.model.pair_head(drug, prot, ids.drug, ids.protein)
+        module.entity_tables()  # cached: no second pass
+        assert calls == {"drug": -(-len(ent.drugs) // 16), "prot": -(-len(ent.proteins) // 16)}
+        slow = {}
+        for b in iter_pair_batches(davis, graphs, pairs, 64, max_len=TINY.max_len):
+            slow.update(zip(b.index.tolist(), module(b).tolist()))
+    np.testing.assert_allclose(
+        fast.numpy(), [slow[p] for p in pairs.tolist()], rtol=1e-5, atol=1e-6
+    )
+    module.on_validation_epoch_start()  # new weights next time: tables are rebuilt
+    assert module._tables is None
 
 
 def test_resume_continues_like_an_unbroken_run(davis: DTAData, tmp_path: Path) -> None:
