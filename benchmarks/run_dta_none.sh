@@ -8,14 +8,15 @@
 #   OMP_NUM_THREADS=1 DATASETS=kiba  nohup benchmarks/run_dta_none.sh > benchmarks/logs/dta_kiba.log 2>&1 &
 #
 # Epochs, sized from measured throughput on one thread of this busy 2-core machine
-# (benchmarks/speed/dta_speed.py, OMP_NUM_THREADS=1; repeat runs vary 20-40 %):
-#   davis: 167 training pairs/s x 20,036 pairs ~ 2.0 min + evaluation of 10,020 valid/test
-#          pairs at ~600 pairs/s ~ 0.3 min = ~2.3 min per epoch; 100 epochs x 3 seeds ~ 11.5 h,
-#          so DAVIS_EPOCHS=10: ~23 min per seed, ~1.2 h for 3 seeds (a row: none, graphmvp-c,
-#          ~2.3 h of one thread; 30 epochs would be ~7 h, more than a session's two cores)
-#   kiba:  111 training pairs/s x 78,836 pairs ~ 11.8 min + 39,418 valid/test pairs at ~230
-#          pairs/s ~ 2.9 min = ~15 min per epoch; 100 epochs x 3 seeds ~ 74 h,
-#          so KIBA_EPOCHS=10: ~2.5 h per seed, ~7.5 h for 3 seeds
+# (benchmarks/speed/dta_speed.py for training, dta_eval_speed.py for the per-epoch evaluation of
+# the valid + test folds, OMP_NUM_THREADS=1; repeat runs vary 20-40 %):
+#   davis: 167 training pairs/s x 20,036 pairs ~ 2.0 min + evaluation of 10,020 pairs ~ 2.5 s
+#          (each drug and protein encoded once; 14 s before 139d23d) = ~2.1 min per epoch;
+#          100 epochs x 3 seeds ~ 10.5 h, so DAVIS_EPOCHS=10: ~21 min per seed, ~1 h for 3
+#          seeds (a row: none, graphmvp-c, ~2.1 h of one thread)
+#   kiba:  111 training pairs/s x 78,836 pairs ~ 11.8 min + evaluation of 39,418 pairs ~ 15 s
+#          (184 s before 139d23d) = ~12 min per epoch; 100 epochs x 3 seeds ~ 60 h,
+#          so KIBA_EPOCHS=10: ~2 h per seed, ~6 h for 3 seeds
 # The epochs are recorded per run and printed beside the numbers (`[N ep]`); the paper's
 # budget is 100 epochs. MAX_PAIRS=N trains on a seeded subsample of N pairs instead (recorded).
 # METHODS=graphmvp-c (or none,graphmvp-c) runs the shipped GraphMVP-C encoder's row on the same
