@@ -192,6 +192,16 @@ def model_settings() -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in _MODEL_KEYS}
 
 
+def energy_settings(method: str) -> dict[str, Any] | None:
+    """The energy and sampling settings of an SGNN-EBM cell (None for the other methods)."""
+    if RUN_METHOD[base_method(method)][0] != "sgnn-ebm":
+        return None
+    from fewmol.multitask.run import MultitaskConfig
+
+    cfg = MultitaskConfig(**MODEL)
+    return {"lambda": cfg.lam, "noise_mix": cfg.noise_mix, "smoothing": cfg.smoothing}
+
+
 def base_method(method: str) -> str:
     """'sgnn-ebm@graphmvp-c' -> 'sgnn-ebm' (the bench method without its init suffix)."""
     return method.split("@", 1)[0]
@@ -319,6 +329,12 @@ def run_multitask_grid(
         "model": model,
         "precision": precision,
     }
+
+    def expect_of(method: str) -> dict[str, Any]:
+        # an SGNN-EBM record also names its energy settings: one run at another λ is redone
+        energy = energy_settings(method)
+        return expect if energy is None else {**expect, "energy": energy}
+
     command = " ".join(shlex.quote(a) for a in sys.argv)
     # provenance is the code this process started with, not whatever HEAD is when a cell ends
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
@@ -329,7 +345,7 @@ def run_multitask_grid(
         todo = [
             c
             for c in cells
-            if not _done(result_path(results, PROTOCOL, c[0], dataset, c[2]), expect)
+            if not _done(result_path(results, PROTOCOL, c[0], dataset, c[2]), expect_of(c[1]))
         ]
         if not todo:
             log(f"{dataset}: all {len(cells)} runs done")
@@ -341,12 +357,12 @@ def run_multitask_grid(
                     log(f"{dataset} / {label} / seed {seed}: another worker has it; skipped")
                     continue
                 result = result_path(results, PROTOCOL, label, dataset, seed)
-                if _done(result, expect):
+                if _done(result, expect_of(method)):
                     continue
                 if state is None:  # loaded once per dataset, and only when a cell needs it
                     source = protocol.sources.get(dataset, dataset)
                     state = _DatasetState(source, data_dir, featurizer, workers)
-                _clear_other_budget(run_dir, {**expect, "method": label, "seed": seed})
+                _clear_other_budget(run_dir, {**expect_of(method), "method": label, "seed": seed})
                 cell = _Cell(label, method, dataset, seed, epochs, init, featurizer, precision)
                 record = _run_cell(protocol, cell, state, run_dir, progress, accelerator, log)
                 record.update(
@@ -454,6 +470,7 @@ def _run_cell(
         "featurizer": c.featurizer,
         "precision": c.precision,
         "model": model_settings(),
+        "energy": energy_settings(c.method),
         "gin": {"num_layers": enc["num_layers"], "dim": enc["dim"]},
         "init": c.init,
         "wall_time_s": m["wall_time_s"],
@@ -616,6 +633,14 @@ def _pretraining_text(rs: list[dict[str, Any]]) -> str:
     return "init " + "; ".join(texts or sorted({str(r.get("init")) for r in rs})) + size
 
 
+def _energy_text(rs: list[dict[str, Any]]) -> str:
+    """ ", λ 0.1" for SGNN-EBM runs (records before the energy block ran at the old λ = 1)."""
+    if RUN_METHOD.get(base_method(rs[0]["method"]), ("",))[0] != "sgnn-ebm":
+        return ""
+    lams = sorted({(r.get("energy") or {}).get("lambda", 1.0) for r in rs})
+    return ", λ " + " and ".join(f"{v:g}" for v in lams)
+
+
 def caption(protocol: MultitaskProtocol, records: list[dict[str, Any]]) -> str:
     """Budget of the table: settings, epochs and wall time per method, hardware, commits."""
     by_method: dict[str, list[dict]] = defaultdict(list)
@@ -636,8 +661,8 @@ def caption(protocol: MultitaskProtocol, records: list[dict[str, Any]]) -> str:
         lines.append(
             f"- **{m}** ({PAPER_LABELS.get(base_method(m), m)}): "
             f"{_epochs_text(_columns(protocol, records), rs)}, "
-            f"{_pretraining_text(rs)}, {_hours(wall)} training wall time over "
-            f"{_n(len(rs), 'run')}."
+            f"{_pretraining_text(rs)}{_energy_text(rs)}, {_hours(wall)} training wall time "
+            f"over {_n(len(rs), 'run')}."
         )
     hw = "; ".join(sorted({r.get("hardware", "?") for r in records}))
     commits = ", ".join(sorted({(r.get("git_commit") or "?")[:10] for r in records}))

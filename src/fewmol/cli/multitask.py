@@ -41,7 +41,11 @@ def multitask(
         "learned graphs; all edges of an edge list).",
     ),
     graph_method: str = typer.Option("jaccard", help="Learned graphs: jaccard | pearson | mi."),
-    lam: float = typer.Option(1.0, "--lambda", help="Weight λ of the pairwise energy terms."),
+    lam: float = typer.Option(
+        0.1,
+        "--lambda",
+        help="Weight λ of the pairwise energy terms (0.1 as SGNN-EBM's released configuration).",
+    ),
     noise: str = typer.Option(
         "adaptive",
         help="NCE noise: fixed (training label frequencies) | adaptive (jointly trained SGNN).",

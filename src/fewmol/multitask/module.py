@@ -40,7 +40,7 @@ class MultitaskModule(L.LightningModule):
         weight_decay: float = 0.0,
         encoder_lr: float | None = None,
         *,
-        lam: float = 1.0,
+        lam: float = 0.1,
         noise: str = "adaptive",
         noise_mix: float = 0.1,
         noise_prob: np.ndarray | None = None,

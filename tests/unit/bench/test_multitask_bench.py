@@ -172,6 +172,38 @@ def test_another_epochs_budget_reruns_from_scratch(tmp_path, protocol, tiny_mode
     assert log["epoch"].tolist() == [1]
 
 
+def test_ebm_cells_of_another_lambda_rerun_and_others_do_not(tmp_path, protocol) -> None:
+    def run(lam: float) -> dict[str, dict]:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(mt, "MODEL", {**TINY_MODEL, "lam": lam})
+            mt.run_multitask_grid(
+                ["mtl", "sgnn-ebm"], [1], ["toy"], tmp_path / "r", tmp_path / "w", epochs=1,
+                accelerator="cpu", log=lambda s: None, protocol=protocol,
+            )  # fmt: skip
+        return {
+            m: json.loads((tmp_path / f"r/multitask/{m}/toy/seed1.json").read_text())
+            for m in ("mtl", "sgnn-ebm")
+        }
+
+    first = run(1.0)
+    assert first["sgnn-ebm"]["energy"]["lambda"] == 1.0 and first["mtl"]["energy"] is None
+    cfg = json.loads((tmp_path / "w/multitask/sgnn-ebm/toy/seed1/config.json").read_text())
+    assert cfg["energy"]["lambda"] == 1.0
+    second = run(0.1)
+    assert second["sgnn-ebm"]["energy"]["lambda"] == 0.1
+    assert second["sgnn-ebm"]["finished_utc"] >= first["sgnn-ebm"]["finished_utc"]
+    assert second["mtl"] == first["mtl"]  # λ is no setting of MTL: its cell is kept
+    cfg = json.loads((tmp_path / "w/multitask/sgnn-ebm/toy/seed1/config.json").read_text())
+    assert cfg["energy"]["lambda"] == 0.1
+    # a record from before the energy block (λ 1 then) is not taken for a λ 0.1 run
+    rec_path = tmp_path / "r/multitask/sgnn-ebm/toy/seed1.json"
+    old = {k: v for k, v in second["sgnn-ebm"].items() if k != "energy"}
+    rec_path.write_text(json.dumps(old))
+    assert "energy" in run(0.1)["sgnn-ebm"]
+    caption = mt.caption(protocol, mt.load_records(tmp_path / "r", "multitask"))
+    assert "λ 0.1" in caption
+
+
 def test_bf16_cells_rerun_float32_ones_and_are_marked(tmp_path, protocol, tiny_model) -> None:
     def run(precision: str) -> dict:
         mt.run_multitask_grid(
