@@ -15,8 +15,10 @@
 #          100 epochs x 3 seeds ~ 10.5 h, so DAVIS_EPOCHS=10: ~21 min per seed, ~1 h for 3
 #          seeds (a row: none, graphmvp-c, ~2.1 h of one thread)
 #   kiba:  111 training pairs/s x 78,836 pairs ~ 11.8 min + evaluation of 39,418 pairs ~ 15 s
-#          (184 s before 139d23d) = ~12 min per epoch; 100 epochs x 3 seeds ~ 60 h,
-#          so KIBA_EPOCHS=10: ~2 h per seed, ~6 h for 3 seeds
+#          (184 s before 139d23d) = ~12 min per epoch; 100 epochs x 3 seeds ~ 60 h, and
+#          even 10 epochs would be ~2 h per seed, ~12 h for a none + graphmvp-c table: more
+#          than two sessions' cores. So KIBA_EPOCHS=3: ~36 min per seed, ~3.6 h for both rows
+#          (each cell resumable by epoch; 3 epochs = ~920 steps of 256 pairs)
 # The epochs are recorded per run and printed beside the numbers (`[N ep]`); the paper's
 # budget is 100 epochs. MAX_PAIRS=N trains on a seeded subsample of N pairs instead (recorded).
 # METHODS=graphmvp-c (or none,graphmvp-c) runs the shipped GraphMVP-C encoder's row on the same
@@ -26,7 +28,7 @@ cd "$(dirname "$0")/.."
 export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"
 DATASETS="${DATASETS:-davis,kiba}"
 DAVIS_EPOCHS="${DAVIS_EPOCHS:-10}"
-KIBA_EPOCHS="${KIBA_EPOCHS:-10}"
+KIBA_EPOCHS="${KIBA_EPOCHS:-3}"
 OUT="${OUT:-benchmarks/results}"
 WORK="${WORK:-benchmarks/work}"
 EXTRA=()
