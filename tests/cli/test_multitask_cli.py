@@ -392,3 +392,42 @@ def test_registry_dataset_uses_its_own_task_graph(tmp, shared_data, monkeypatch)
     assert cfg["task_graph"]["source"].startswith("ChEMBL target annotations")
     assert len(cfg["task_names"]) > 100
     assert json.loads((d / "metrics.json").read_text())["n_molecules"] > 300
+
+
+def test_fixed_noise_from_a_trained_sgnn(trained, data, relations, tmp) -> None:
+    """--noise fixed --noise-model DIR: the NCE noise is that frozen model's predictions."""
+    from fewmol.data.store import featurize_to_graphset
+    from fewmol.multitask.predict import MultitaskPredictor, load_noise_model
+
+    base = ["multitask", data, "--task-graph", relations, "--method", "sgnn-ebm"]
+    out = tmp / "run_fixed_sgnn"
+    cli_ok([*base, "--noise", "fixed", "--noise-model", trained["sgnn"], "--out", out, *TWO_EPOCHS])
+    cfg = json.loads((out / "config.json").read_text())
+    info = cfg["energy"]["noise_model"]
+    assert info["method"] == "sgnn" and info["path"] == str(trained["sgnn"])
+    assert len(info["weights_sha256"]) == 64
+    # the frozen noise model is no part of the saved EBM: its weights file holds the EBM only
+    ebm = MultitaskPredictor(out)._module(out / "model.safetensors")
+    assert not ebm._noise_net
+    noise_net, _ = load_noise_model(trained["sgnn"], TASKS, "hu2019")
+    module = MultitaskPredictor(out)._module(out / "model.safetensors")
+    module._noise_net = (noise_net.eval(),)
+    table = pd.read_csv(data, dtype=str, keep_default_na=False)
+    graphs = featurize_to_graphset([s for s in table["smiles"] if Chem.MolFromSmiles(s)][:20])
+    batch = graphs.collate(np.arange(len(graphs)))
+    expected = MultitaskPredictor(trained["sgnn"]).predict(graphs)
+    np.testing.assert_allclose(module.fixed_noise(batch).numpy(), expected, atol=1e-5)
+
+    # user errors: the wrong kind of dir, other tasks, or a noise model without --noise fixed
+    bad = runner.invoke(app, [str(a) for a in [*base, "--noise", "fixed", "--noise-model", tmp,
+                                               "--out", tmp / "x1", *TWO_EPOCHS]])  # fmt: skip
+    cli_user_error(bad, "not a multi-task model dir")
+    fewer = ["--target-cols", ",".join(TASKS[::-1])]  # the same tasks in another order
+    bad = runner.invoke(app, [str(a) for a in [*base, "--noise", "fixed", "--noise-model",
+                                               trained["sgnn"], *fewer, "--out", tmp / "x2",
+                                               *TWO_EPOCHS]])  # fmt: skip
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert "predicts other tasks" in " ".join(bad.stderr.split())
+    bad = runner.invoke(app, [str(a) for a in [*base, "--noise-model", trained["sgnn"],
+                                               "--out", tmp / "x3", *TWO_EPOCHS]])  # fmt: skip
+    cli_user_error(bad, "--noise fixed")

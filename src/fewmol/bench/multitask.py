@@ -89,7 +89,7 @@ PAPER_LABELS = {
     "dwa": "DWA",
     "lbtw": "LBTW",
     "sgnn": "SGNN",
-    "sgnn-ebm-fixed": "SGNN-EBM, noise p_n = SGNN (fixed)",
+    "sgnn-ebm-fixed": "SGNN-EBM, noise p_n = SGNN (fixed)",  # our sgnn cell of the same seed
     "sgnn-ebm": "SGNN-EBM, noise p_n = SGNN (adaptive)",
 }
 
@@ -192,6 +192,10 @@ def model_settings() -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in _MODEL_KEYS}
 
 
+# sgnn-ebm-fixed's noise is the finished cell of this method (same dataset, seed and split)
+NOISE_MODEL_METHOD = "sgnn"
+
+
 def energy_settings(method: str) -> dict[str, Any] | None:
     """The energy and sampling settings of an SGNN-EBM cell (None for the other methods)."""
     if RUN_METHOD[base_method(method)][0] != "sgnn-ebm":
@@ -199,7 +203,10 @@ def energy_settings(method: str) -> dict[str, Any] | None:
     from fewmol.multitask.run import MultitaskConfig
 
     cfg = MultitaskConfig(**MODEL)
-    return {"lambda": cfg.lam, "noise_mix": cfg.noise_mix, "smoothing": cfg.smoothing}
+    out = {"lambda": cfg.lam, "noise_mix": cfg.noise_mix, "smoothing": cfg.smoothing}
+    if base_method(method) == "sgnn-ebm-fixed":
+        out["noise_model"] = NOISE_MODEL_METHOD  # the paper's fixed noise: a pre-trained SGNN
+    return out
 
 
 def base_method(method: str) -> str:
@@ -359,11 +366,20 @@ def run_multitask_grid(
                 result = result_path(results, PROTOCOL, label, dataset, seed)
                 if _done(result, expect_of(method)):
                     continue
+                noise_model = None
+                if method == "sgnn-ebm-fixed":
+                    noise_model = _noise_model_dir(
+                        results, work, dataset, seed, suffix, expect, label, log
+                    )
+                    if noise_model is None:
+                        continue
                 if state is None:  # loaded once per dataset, and only when a cell needs it
                     source = protocol.sources.get(dataset, dataset)
                     state = _DatasetState(source, data_dir, featurizer, workers)
                 _clear_other_budget(run_dir, {**expect_of(method), "method": label, "seed": seed})
-                cell = _Cell(label, method, dataset, seed, epochs, init, featurizer, precision)
+                cell = _Cell(
+                    label, method, dataset, seed, epochs, init, featurizer, precision, noise_model
+                )
                 record = _run_cell(protocol, cell, state, run_dir, progress, accelerator, log)
                 record.update(
                     {
@@ -387,6 +403,30 @@ def run_multitask_grid(
     return records
 
 
+def _noise_model_dir(
+    results: Path,
+    work: Path,
+    dataset: str,
+    seed: int,
+    suffix: str,
+    expect: dict[str, Any],
+    label: str,
+    log: Callable[[str], None],
+) -> str | None:
+    """The finished SGNN cell whose model is this seed's fixed noise (None: not ready)."""
+    sgnn = NOISE_MODEL_METHOD + suffix
+    run_dir = Path(work) / PROTOCOL / sgnn / dataset / f"seed{seed}"
+    if not _done(result_path(results, PROTOCOL, sgnn, dataset, seed), expect):
+        log(f"{dataset} / {label} / seed {seed}: its noise is the {sgnn} cell of this seed, "
+            "which has no result yet; skipped (run the grid again after it)")  # fmt: skip
+        return None
+    if not (run_dir / "model.safetensors").is_file():
+        log(f"{dataset} / {label} / seed {seed}: the {sgnn} cell's model dir {run_dir} is "
+            "gone; remove its result JSON to train it again; skipped")  # fmt: skip
+        return None
+    return str(run_dir)
+
+
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.4f}"
 
@@ -403,6 +443,7 @@ class _Cell:
     init: str | None
     featurizer: str
     precision: str = "32-true"
+    noise_model: str | None = None  # sgnn-ebm-fixed: the SGNN run dir that is its noise
 
 
 def _run_cell(
@@ -434,6 +475,7 @@ def _run_cell(
         precision=c.precision,
         progress=progress,
         extra={"protocol": PROTOCOL, "method": c.label, "dataset": c.dataset, "split": "random"},
+        noise_model=c.noise_model,
         **{**MODEL, **({"noise": noise} if noise else {})},
     )
     m = train_multitask(inp, split, graph, cfg, run_dir, resume=True, graphs=state.graphs)
@@ -471,6 +513,7 @@ def _run_cell(
         "precision": c.precision,
         "model": model_settings(),
         "energy": energy_settings(c.method),
+        "noise_model_dir": c.noise_model,
         "gin": {"num_layers": enc["num_layers"], "dim": enc["dim"]},
         "init": c.init,
         "wall_time_s": m["wall_time_s"],

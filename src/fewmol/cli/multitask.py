@@ -48,7 +48,13 @@ def multitask(
     ),
     noise: str = typer.Option(
         "adaptive",
-        help="NCE noise: fixed (training label frequencies) | adaptive (jointly trained SGNN).",
+        help="NCE noise: fixed (training label frequencies, or --noise-model) | adaptive "
+        "(jointly trained SGNN).",
+    ),
+    noise_model: Path = typer.Option(
+        None,
+        help="With --noise fixed: a trained multi-task model dir (e.g. a --method sgnn run on "
+        "the same data) whose predictions are the fixed noise, as the paper's pre-trained SGNN.",
     ),
     noise_mix: float = typer.Option(0.1, help="Share of uniform noise mixed into the noise."),
     nce_samples: int = typer.Option(4, min=1, help="Noise samples per molecule."),
@@ -103,6 +109,15 @@ def multitask(
             raise InvalidInputError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
         if noise not in ("fixed", "adaptive"):
             raise InvalidInputError(f"--noise must be fixed or adaptive, not {noise!r}")
+        if noise_model is not None:
+            from fewmol.multitask.predict import is_multitask_dir
+
+            if method != "sgnn-ebm" or noise != "fixed":
+                raise InvalidInputError("--noise-model is for --method sgnn-ebm --noise fixed")
+            if not is_multitask_dir(noise_model):
+                raise InvalidInputError(
+                    f"--noise-model {noise_model} is not a multi-task model dir"
+                )
         if graph_method not in _GRAPH_METHODS:
             raise InvalidInputError(
                 f"--graph-method must be one of {', '.join(_GRAPH_METHODS)}, not {graph_method!r}"
@@ -142,6 +157,7 @@ def multitask(
             sgnn_layers=sgnn_layers,
             lam=lam,
             noise=noise,
+            noise_model=None if noise_model is None else str(noise_model),
             noise_mix=noise_mix,
             nce_samples=nce_samples,
             gibbs_sweeps=gibbs_sweeps,

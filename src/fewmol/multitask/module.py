@@ -48,6 +48,7 @@ class MultitaskModule(L.LightningModule):
         gibbs_sweeps: int = 20,
         gibbs_chains: int = 1,
         eval_seed: int = 0,
+        noise_net: MultitaskNet | None = None,
     ):
         super().__init__()
         if method == "sgnn-ebm" and noise not in ("fixed", "adaptive"):
@@ -63,6 +64,13 @@ class MultitaskModule(L.LightningModule):
         freq = np.full(net.num_tasks, 0.5, np.float32) if noise_prob is None else noise_prob
         self.register_buffer("noise_freq", torch.as_tensor(freq, dtype=torch.float32), False)
         self.sampler = GibbsSampler(net.head.pairs, net.num_tasks) if self.ebm else None
+        # Fixed noise from a trained model (the paper's pre-trained SGNN): frozen, in eval mode,
+        # and kept in a tuple so it is no submodule (not in state_dict, never trained).
+        self._noise_net: tuple[MultitaskNet, ...] = ()
+        if noise_net is not None:
+            for p in noise_net.parameters():
+                p.requires_grad_(False)
+            self._noise_net = (noise_net.eval(),)
         self.optimizer_state: dict | None = None  # restored on --resume
         self._eval_gen: torch.Generator | None = None
         self._reset_epoch()
@@ -120,6 +128,17 @@ class MultitaskModule(L.LightningModule):
         )
 
     # ------------------------------------------------------------------ training
+    @torch.no_grad()
+    def fixed_noise(self, batch: GraphBatch) -> torch.Tensor:
+        """P(y_t = 1) of the fixed noise (B, T): the frozen noise model's sigmoids, or the
+        training label frequencies when there is none."""
+        if not self._noise_net:
+            return self.noise_freq.expand(batch.num_graphs, -1)
+        net = self._noise_net[0]
+        if next(net.parameters()).device != self.noise_freq.device:
+            net.to(self.noise_freq.device)
+        return torch.sigmoid(net(batch, potentials=False).logits.float())
+
     def _loss(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """(loss, per-task BCE (T,), present (T,), loss parts to log)."""
         y = batch.y
@@ -131,7 +150,7 @@ class MultitaskModule(L.LightningModule):
                 prob = torch.sigmoid(out.logits).detach()
             else:
                 bce = out.logits.sum() * 0.0  # the logits are unused with a fixed noise
-                prob = self.noise_freq.expand_as(out.logits)
+                prob = self.fixed_noise(batch).to(out.logits.dtype)
             nce = nce_loss(
                 out.node_pot,
                 out.edge_pot,

@@ -30,6 +30,36 @@ from fewmol.multitask.task_graph import TaskGraph
 from fewmol.training import inference_autocast
 
 
+def load_noise_model(
+    model_dir: str | Path, task_names: list[str], featurizer: str
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A trained multi-task net to serve as SGNN-EBM's fixed noise, and what to record of it.
+
+    It must predict the same tasks, in the same order, from the same featurisation; STL dirs
+    (one weights file per task) are refused.
+    """
+    from fewmol.io.modeldir import weights_sha256
+
+    d = Path(model_dir)
+    if not is_multitask_dir(d):
+        raise InvalidInputError(f"--noise-model {d} is not a multi-task model dir")
+    pred = MultitaskPredictor(d)
+    if pred.method == "stl":
+        raise InvalidInputError(f"--noise-model {d} is an STL run; give one model for all tasks")
+    if pred.task_names != list(task_names):
+        raise InvalidInputError(
+            f"--noise-model {d} predicts other tasks ({len(pred.task_names)}) than this run "
+            f"({len(task_names)}), or in another order"
+        )
+    if pred.featurizer != featurizer:
+        raise InvalidInputError(
+            f"--noise-model {d} uses featurizer {pred.featurizer!r}, this run {featurizer!r}"
+        )
+    net = pred._module(d / "model.safetensors").net
+    info = {"path": str(d), "method": pred.method, "weights_sha256": weights_sha256(d)}
+    return net, info
+
+
 def is_multitask_dir(path: str | Path) -> bool:
     """Whether ``path`` holds a config.json of ``"kind": "multitask"`` (never raises)."""
     cfg = Path(path) / "config.json"

@@ -87,6 +87,9 @@ class MultitaskConfig:
     # λ 1 let the pairwise terms swamp the task terms on chembl-10 (session 8's note).
     lam: float = 0.1
     noise: str = "adaptive"
+    # fixed noise from this trained multi-task model dir (the paper: a pre-trained SGNN);
+    # None: the training label frequencies
+    noise_model: str | None = None
     noise_mix: float = 0.1
     nce_samples: int = 4
     gibbs_sweeps: int = 20
@@ -125,6 +128,8 @@ class MultitaskConfig:
             )
         if not 0.0 <= self.smoothing < 1.0:
             raise InvalidInputError(f"--smoothing must be in [0, 1), got {self.smoothing}")
+        if self.noise_model is not None and (self.method != "sgnn-ebm" or self.noise != "fixed"):
+            raise InvalidInputError("--noise-model is for --method sgnn-ebm --noise fixed")
         if not 0.0 <= self.noise_mix <= 1.0:
             raise InvalidInputError(f"--noise-mix must be in [0, 1], got {self.noise_mix}")
 
@@ -173,6 +178,13 @@ class MultitaskRun:
             raise InvalidInputError(f"--method {cfg.method} needs a task graph")
         self.task_names = list(inp.task_names)
         self.out_dir = Path(out_dir)
+        self.noise_net, self.noise_info = None, None
+        if cfg.noise_model is not None:
+            from fewmol.multitask.predict import load_noise_model
+
+            self.noise_net, self.noise_info = load_noise_model(
+                cfg.noise_model, self.task_names, cfg.featurizer
+            )
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.is_stl = cfg.method == "stl"
         self.units = list(range(len(self.task_names))) if self.is_stl else [0]
@@ -215,6 +227,7 @@ class MultitaskRun:
                 "nce_samples": cfg.nce_samples,
                 "gibbs_sweeps": cfg.gibbs_sweeps,
                 "gibbs_chains": cfg.gibbs_chains,
+                "noise_model": self.noise_info,
             }
         graph_info = None
         if self.graph is not None:
@@ -272,6 +285,7 @@ class MultitaskRun:
             gibbs_sweeps=cfg.gibbs_sweeps,
             gibbs_chains=cfg.gibbs_chains,
             eval_seed=cfg.seed,
+            noise_net=self.noise_net,
         )
 
     def _labels(self, unit: int) -> np.ndarray:

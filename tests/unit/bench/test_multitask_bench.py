@@ -37,7 +37,7 @@ TINY_MODEL = {
     "gibbs_sweeps": 2,
     "gibbs_chains": 1,
 }
-GRID_METHODS = ["mtl", "sgnn-ebm-fixed", "sgnn-ebm"]
+GRID_METHODS = ["mtl", "sgnn", "sgnn-ebm-fixed", "sgnn-ebm"]
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +132,12 @@ def test_grid_writes_one_json_per_cell(grid, csv) -> None:
             assert config["energy"]["noise"] == rec["noise"]
     fixed = json.loads((work / "multitask/sgnn-ebm-fixed/chembl-10/seed0/config.json").read_text())
     assert fixed["energy"]["noise"] == "fixed"
+    # its fixed noise is the finished sgnn cell of the same seed, as the paper's pre-trained SGNN
+    sgnn_dir = work / "multitask/sgnn/chembl-10/seed0"
+    assert fixed["energy"]["noise_model"]["path"] == str(sgnn_dir)
+    assert fixed["energy"]["noise_model"]["method"] == "sgnn"
+    rec = json.loads((results / "multitask/sgnn-ebm-fixed/chembl-10/seed0.json").read_text())
+    assert rec["noise_model_dir"] == str(sgnn_dir) and rec["energy"]["noise_model"] == "sgnn"
     assert "chembl-10 / sgnn-ebm / seed 0: 1 epochs on 71 mols x 4 tasks" in logs
 
 
@@ -149,9 +155,26 @@ def test_second_call_skips_finished_cells(grid, protocol, monkeypatch) -> None:
         GRID_METHODS, [0], ["chembl-10"], results, work, epochs=1, log=logs.append,
         protocol=protocol,
     )  # fmt: skip
-    assert logs == ["chembl-10: all 3 runs done"]
+    assert logs == ["chembl-10: all 4 runs done"]
     assert sorted(r["method"] for r in recs) == sorted(GRID_METHODS)
     assert {p: p.stat().st_mtime_ns for p in results.rglob("seed*.json")} == before
+
+
+def test_fixed_noise_cell_waits_for_its_sgnn_cell(tmp_path, protocol, tiny_model) -> None:
+    logs: list[str] = []
+
+    def run(methods: list[str]) -> None:
+        mt.run_multitask_grid(
+            methods, [1], ["toy"], tmp_path / "r", tmp_path / "w", epochs=1,
+            accelerator="cpu", log=logs.append, protocol=protocol,
+        )  # fmt: skip
+
+    run(["sgnn-ebm-fixed"])
+    assert not (tmp_path / "r/multitask/sgnn-ebm-fixed/toy/seed1.json").exists()
+    assert any("its noise is the sgnn cell of this seed" in m for m in logs)
+    run(["sgnn", "sgnn-ebm-fixed"])
+    rec = json.loads((tmp_path / "r/multitask/sgnn-ebm-fixed/toy/seed1.json").read_text())
+    assert rec["noise_model_dir"] == str(tmp_path / "w/multitask/sgnn/toy/seed1")
 
 
 def test_another_epochs_budget_reruns_from_scratch(tmp_path, protocol, tiny_model) -> None:
