@@ -681,7 +681,16 @@ def _energy_text(rs: list[dict[str, Any]]) -> str:
     if RUN_METHOD.get(base_method(rs[0]["method"]), ("",))[0] != "sgnn-ebm":
         return ""
     lams = sorted({(r.get("energy") or {}).get("lambda", 1.0) for r in rs})
-    return ", λ " + " and ".join(f"{v:g}" for v in lams)
+    text = ", λ " + " and ".join(f"{v:g}" for v in lams)
+    if base_method(rs[0]["method"]) == "sgnn-ebm-fixed":
+        n_model = sum(bool((r.get("energy") or {}).get("noise_model")) for r in rs)
+        parts = []
+        if n_model:
+            parts.append(f"the {NOISE_MODEL_METHOD} cell of the same seed ({_n(n_model, 'run')})")
+        if n_model < len(rs):
+            parts.append(f"training label frequencies ({_n(len(rs) - n_model, 'older run')})")
+        text += ", noise " + " and ".join(parts)
+    return text
 
 
 def caption(protocol: MultitaskProtocol, records: list[dict[str, Any]]) -> str:

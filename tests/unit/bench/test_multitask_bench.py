@@ -138,6 +138,8 @@ def test_grid_writes_one_json_per_cell(grid, csv) -> None:
     assert fixed["energy"]["noise_model"]["method"] == "sgnn"
     rec = json.loads((results / "multitask/sgnn-ebm-fixed/chembl-10/seed0.json").read_text())
     assert rec["noise_model_dir"] == str(sgnn_dir) and rec["energy"]["noise_model"] == "sgnn"
+    caption = mt.caption(mt.MULTITASK, mt.load_records(results, "multitask"))
+    assert "noise the sgnn cell of the same seed (1 run)" in caption
     assert "chembl-10 / sgnn-ebm / seed 0: 1 epochs on 71 mols x 4 tasks" in logs
 
 
