@@ -4,7 +4,7 @@ The input is a table with one pair per row: a SMILES column and a protein sequen
 (one-letter amino acids, as the model was trained on; longer sequences are truncated to the
 model's ``max_len`` as in training). Every input row comes back in order with all its columns,
 ``valid``/``error``, and the predicted affinity in the training units (pKd for Davis, KIBA
-score). Pairs are batched by protein, so each distinct sequence is encoded once per batch.
+score). Every distinct molecule and sequence is encoded once; the MLP then scores the pairs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from fewmol.training import inference_autocast
 
 PROTEIN_COL_NAMES = ("sequence", "protein_sequence", "target_sequence", "protein", "seq", "target")
 _SEQUENCE = re.compile(r"^[A-Za-z]+$")
+PAIR_CHUNK = 4096  # pairs per MLP call at prediction
 
 
 def is_dta_dir(path: str | Path) -> bool:
@@ -112,26 +113,34 @@ def predict_pairs(
     pred = np.full(table.n_input, np.nan)
     n_long = 0
     if len(rows):
-        graphs = featurize_to_graphset(table.smiles, cfg["featurizer"], workers=workers)
+        # every distinct molecule and sequence is encoded once; the MLP then scores the pairs
+        # (a screen of D drugs x P proteins costs D + P encoder passes, not one per pair)
+        uniq_smiles, drug_of_mol = np.unique(np.asarray(table.smiles, dtype=object).astype(str),
+                                             return_inverse=True)  # fmt: skip
+        graphs = featurize_to_graphset(list(uniq_smiles), cfg["featurizer"], workers=workers)
         seqs = raw[pcol].astype(str).str.strip().str.upper().to_numpy()[rows]
         uniq, prot_of_pair = np.unique(seqs, return_inverse=True)
         proteins = ProteinSet.from_sequences([f"p{i}" for i in range(len(uniq))], list(uniq))
         n_long = int((proteins.lengths() > max_len).sum())
-        order = np.argsort(prot_of_pair, kind="stable")  # batches then share proteins
-        drug_of_pair = mol_of_row[rows]
+        drug_of_pair = drug_of_mol.ravel()[mol_of_row[rows]]
         with torch.no_grad(), inference_autocast(precision):
-            for s in range(0, len(order), batch_size):
-                idx = order[s : s + batch_size]
-                drugs, d_inv = np.unique(drug_of_pair[idx], return_inverse=True)
-                prots, p_inv = np.unique(prot_of_pair[idx], return_inverse=True)
-                tokens, lengths = proteins.batch(prots, max_len)
-                g = graphs.collate(drugs)
-                out = model(
-                    g.x, g.edge_index, g.edge_attr, g.batch, g.num_graphs,
-                    torch.from_numpy(d_inv.astype(np.int64)), tokens, lengths,
-                    torch.from_numpy(p_inv.astype(np.int64)),
-                ).float()  # fmt: skip
-                pred[rows[idx]] = out.numpy() * y_std + y_mean
+            drug = torch.cat([
+                model.embed_drugs(g.x, g.edge_index, g.edge_attr, g.batch, g.num_graphs)
+                for g in (graphs.collate(np.arange(s, min(s + batch_size, len(graphs))))
+                          for s in range(0, len(graphs), batch_size))
+            ])  # fmt: skip
+            by_len = np.argsort(proteins.lengths(), kind="stable")  # little padding per chunk
+            prot = torch.zeros((len(uniq), model.protein_encoder.out_dim), dtype=drug.dtype)
+            for s in range(0, len(by_len), batch_size):
+                ids = by_len[s : s + batch_size]
+                prot[torch.from_numpy(ids)] = model.protein_encoder(
+                    *proteins.batch(ids, max_len)
+                ).to(drug.dtype)
+            for s in range(0, len(rows), PAIR_CHUNK):
+                d = torch.from_numpy(drug_of_pair[s : s + PAIR_CHUNK].astype(np.int64))
+                p = torch.from_numpy(prot_of_pair[s : s + PAIR_CHUNK].astype(np.int64))
+                out = model.pair_head(drug, prot, d, p).float()
+                pred[rows[s : s + PAIR_CHUNK]] = out.numpy() * y_std + y_mean
     df = raw.copy()
     df.insert(0, "row", np.arange(table.n_input))
     df["valid"] = valid
