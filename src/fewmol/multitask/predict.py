@@ -56,7 +56,8 @@ def load_noise_model(
             f"--noise-model {d} uses featurizer {pred.featurizer!r}, this run {featurizer!r}"
         )
     net = pred._module(d / "model.safetensors").net
-    info = {"path": str(d), "method": pred.method, "weights_sha256": weights_sha256(d)}
+    # absolute, so a resume from another working directory names the same model
+    info = {"path": str(d.resolve()), "method": pred.method, "weights_sha256": weights_sha256(d)}
     return net, info
 
 

@@ -134,7 +134,7 @@ def test_grid_writes_one_json_per_cell(grid, csv) -> None:
     assert fixed["energy"]["noise"] == "fixed"
     # its fixed noise is the finished sgnn cell of the same seed, as the paper's pre-trained SGNN
     sgnn_dir = work / "multitask/sgnn/chembl-10/seed0"
-    assert fixed["energy"]["noise_model"]["path"] == str(sgnn_dir)
+    assert fixed["energy"]["noise_model"]["path"] == str(sgnn_dir.resolve())
     assert fixed["energy"]["noise_model"]["method"] == "sgnn"
     rec = json.loads((results / "multitask/sgnn-ebm-fixed/chembl-10/seed0.json").read_text())
     assert rec["noise_model_dir"] == str(sgnn_dir) and rec["energy"]["noise_model"] == "sgnn"
