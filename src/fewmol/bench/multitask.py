@@ -46,6 +46,7 @@ from fewmol.bench.report import (
 )
 from fewmol.bench.run import (
     _done,
+    cell_busy,
     cell_lock,
     featurizer_for,
     imported_on_call,
@@ -194,6 +195,8 @@ def model_settings() -> dict[str, Any]:
 
 # sgnn-ebm-fixed's noise is the finished cell of this method (same dataset, seed and split)
 NOISE_MODEL_METHOD = "sgnn"
+# seconds between looks at an sgnn cell another worker is training
+NOISE_WAIT_S = 15.0
 
 
 def energy_settings(method: str) -> dict[str, Any] | None:
@@ -345,6 +348,33 @@ def run_multitask_grid(
     command = " ".join(shlex.quote(a) for a in sys.argv)
     # provenance is the code this process started with, not whatever HEAD is when a cell ends
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
+    states: dict[str, _DatasetState] = {}  # loaded once, and only when a cell needs it
+
+    def train(
+        dataset: str, label: str, method: str, seed: int, run_dir: Path, noise_model: str | None
+    ) -> None:
+        if dataset not in states:
+            source = protocol.sources.get(dataset, dataset)
+            states[dataset] = _DatasetState(source, data_dir, featurizer, workers)
+        _clear_other_budget(run_dir, {**expect_of(method), "method": label, "seed": seed})
+        cell = _Cell(label, method, dataset, seed, epochs, init, featurizer, precision, noise_model)
+        record = _run_cell(protocol, cell, states[dataset], run_dir, progress, accelerator, log)
+        record.update(
+            {
+                "pretraining": budget,
+                "hardware": hardware(),
+                **code,
+                "command": command,
+                "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+        write_json(result_path(results, PROTOCOL, label, dataset, seed), record)
+        best, last = record["test"], record["test_at_last_epoch"]
+        log(
+            f"  -> test ROC-AUC {_fmt(best)} at best valid, {_fmt(last)} at the last "
+            f"epoch ({record['wall_time_s']:.0f} s)"
+        )
+
     records = []
     for dataset in datasets:
         # seed-major: a partial grid has every row with some seeds rather than a few full rows
@@ -356,51 +386,49 @@ def run_multitask_grid(
         ]
         if not todo:
             log(f"{dataset}: all {len(cells)} runs done")
-        state: _DatasetState | None = None
-        for label, method, seed in todo:
-            run_dir = Path(work) / PROTOCOL / label / dataset / f"seed{seed}"
-            with cell_lock(run_dir) as mine:
-                if not mine:
-                    log(f"{dataset} / {label} / seed {seed}: another worker has it; skipped")
-                    continue
-                result = result_path(results, PROTOCOL, label, dataset, seed)
-                if _done(result, expect_of(method)):
-                    continue
-                noise_model = None
-                if method == "sgnn-ebm-fixed":
-                    noise_model = _noise_model_dir(
-                        results, work, dataset, seed, suffix, expect, label, log
-                    )
-                    if noise_model is None:
+        pending, announced = todo, set()
+        while pending:
+            # sgnn-ebm-fixed cells whose sgnn cell another worker is training come back after
+            # the other cells of this dataset, once per pause, until that cell ends
+            waiting: list[tuple[str, str, int]] = []
+            for label, method, seed in pending:
+                run_dir = Path(work) / PROTOCOL / label / dataset / f"seed{seed}"
+                with cell_lock(run_dir) as mine:
+                    if not mine:
+                        log(f"{dataset} / {label} / seed {seed}: another worker has it; skipped")
                         continue
-                if state is None:  # loaded once per dataset, and only when a cell needs it
-                    source = protocol.sources.get(dataset, dataset)
-                    state = _DatasetState(source, data_dir, featurizer, workers)
-                _clear_other_budget(run_dir, {**expect_of(method), "method": label, "seed": seed})
-                cell = _Cell(
-                    label, method, dataset, seed, epochs, init, featurizer, precision, noise_model
-                )
-                record = _run_cell(protocol, cell, state, run_dir, progress, accelerator, log)
-                record.update(
-                    {
-                        "pretraining": budget,
-                        "hardware": hardware(),
-                        **code,
-                        "command": command,
-                        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    }
-                )
-                write_json(result, record)
-                best, last = record["test"], record["test_at_last_epoch"]
-                log(
-                    f"  -> test ROC-AUC {_fmt(best)} at best valid, {_fmt(last)} at the last "
-                    f"epoch ({record['wall_time_s']:.0f} s)"
-                )
+                    if _done(
+                        result_path(results, PROTOCOL, label, dataset, seed), expect_of(method)
+                    ):
+                        continue
+                    noise_model = None
+                    if method == "sgnn-ebm-fixed":
+                        noise_model, wait = _noise_model_dir(
+                            results, work, dataset, seed, suffix, expect, label, log
+                        )
+                        if wait:
+                            waiting.append((label, method, seed))
+                            if (label, seed) not in announced:
+                                announced.add((label, seed))
+                                log(f"{dataset} / {label} / seed {seed}: waits for the sgnn "
+                                    "cell of this seed (its noise), which another worker is "
+                                    "training")  # fmt: skip
+                        if noise_model is None:
+                            continue
+                    train(dataset, label, method, seed, run_dir, noise_model)
+            if waiting:
+                _pause(NOISE_WAIT_S)
+            pending = waiting
         for label, _, seed in cells:
             p = result_path(results, PROTOCOL, label, dataset, seed)
             if p.exists():
                 records.append(json.loads(p.read_text()))
     return records
+
+
+def _pause(seconds: float) -> None:
+    """Sleep between looks at a busy sgnn cell (a seam for tests)."""
+    time.sleep(seconds)
 
 
 def _noise_model_dir(
@@ -412,19 +440,22 @@ def _noise_model_dir(
     expect: dict[str, Any],
     label: str,
     log: Callable[[str], None],
-) -> str | None:
-    """The finished SGNN cell whose model is this seed's fixed noise (None: not ready)."""
+) -> tuple[str | None, bool]:
+    """(The finished SGNN cell whose model is this seed's fixed noise, or None; whether to
+    wait for it: another worker is training it now)."""
     sgnn = NOISE_MODEL_METHOD + suffix
     run_dir = Path(work) / PROTOCOL / sgnn / dataset / f"seed{seed}"
     if not _done(result_path(results, PROTOCOL, sgnn, dataset, seed), expect):
+        if cell_busy(run_dir):
+            return None, True
         log(f"{dataset} / {label} / seed {seed}: its noise is the {sgnn} cell of this seed, "
             "which has no result yet; skipped (run the grid again after it)")  # fmt: skip
-        return None
+        return None, False
     if not (run_dir / "model.safetensors").is_file():
         log(f"{dataset} / {label} / seed {seed}: the {sgnn} cell's model dir {run_dir} is "
             "gone; remove its result JSON to train it again; skipped")  # fmt: skip
-        return None
-    return str(run_dir)
+        return None, False
+    return str(run_dir), False
 
 
 def _fmt(v: float | None) -> str:

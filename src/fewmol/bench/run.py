@@ -105,6 +105,15 @@ def cell_lock(run_dir: Path) -> Iterator[bool]:
     yield False
 
 
+def cell_busy(run_dir: Path) -> bool:
+    """Whether another live process holds the cell's lock (it is training that cell now)."""
+    try:
+        pid = int((Path(run_dir) / ".lock").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    return bool(pid) and pid != os.getpid() and _pid_alive(pid)
+
+
 #: grid methods that are not a GIN (no encoder, no epochs): the classical baseline
 BASELINE_METHODS = ("rf",)
 

@@ -179,6 +179,45 @@ def test_fixed_noise_cell_waits_for_its_sgnn_cell(tmp_path, protocol, tiny_model
     assert rec["noise_model_dir"] == str(tmp_path / "w/multitask/sgnn/toy/seed1")
 
 
+def test_fixed_noise_cell_waits_while_another_worker_trains_its_sgnn_cell(
+    tmp_path, protocol, tiny_model, monkeypatch
+) -> None:
+    import subprocess
+    import sys
+
+    results, work, logs = tmp_path / "r", tmp_path / "w", []
+    sgnn_dir = work / "multitask/sgnn/toy/seed1"
+    sgnn_dir.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    (sgnn_dir / ".lock").write_text(str(other.pid))  # "another worker" trains the sgnn cell
+    pauses = []
+
+    def pause(seconds: float) -> None:
+        # while this worker waits, the other one finishes the sgnn cell and lets go of it
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            other.kill()
+            other.wait()
+            (sgnn_dir / ".lock").unlink()
+            mt.run_multitask_grid(
+                ["sgnn"], [1], ["toy"], results, work, epochs=1, accelerator="cpu",
+                log=lambda s: None, protocol=protocol,
+            )  # fmt: skip
+
+    monkeypatch.setattr(mt, "_pause", pause)
+    try:
+        mt.run_multitask_grid(
+            ["sgnn-ebm-fixed"], [1], ["toy"], results, work, epochs=1, accelerator="cpu",
+            log=logs.append, protocol=protocol,
+        )  # fmt: skip
+    finally:
+        other.kill()
+    assert len(pauses) == 2 and pauses[0] == mt.NOISE_WAIT_S
+    assert sum("waits for the sgnn cell of this seed" in m for m in logs) == 1
+    rec = json.loads((results / "multitask/sgnn-ebm-fixed/toy/seed1.json").read_text())
+    assert rec["noise_model_dir"] == str(sgnn_dir)
+
+
 def test_another_epochs_budget_reruns_from_scratch(tmp_path, protocol, tiny_model) -> None:
     def run(epochs: int) -> dict:
         mt.run_multitask_grid(
