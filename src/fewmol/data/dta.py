@@ -124,6 +124,17 @@ class ProteinSet:
             {self.tokens[a:b].tobytes() for a, b in zip(self.offsets[:-1], self.offsets[1:])}
         )
 
+    def length_sorted_batches(
+        self, idx: np.ndarray, batch_size: int, max_len: int = MAX_LEN
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """(ids, tokens, lengths) of proteins ``idx`` in chunks, similar lengths together so
+        little padding is encoded."""
+        idx = np.asarray(idx, dtype=np.int64)
+        order = idx[np.argsort(self.lengths()[idx], kind="stable")]
+        for s in range(0, len(order), batch_size):
+            ids = order[s : s + batch_size]
+            yield (ids, *self.batch(ids, max_len))
+
     def batch(self, idx: np.ndarray, max_len: int = MAX_LEN) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens (n, L) int64 of proteins ``idx``, L = longest of them capped at ``max_len``.
 
@@ -238,14 +249,8 @@ class EvalEntities:
     def protein_batches(
         self, batch_size: int
     ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-        """(Y columns, tokens, lengths) in chunks of ``batch_size`` proteins, similar lengths
-        together so little padding is encoded."""
-        order = self.proteins[
-            np.argsort(self.data.proteins.lengths()[self.proteins], kind="stable")
-        ]
-        for s in range(0, len(order), batch_size):
-            ids = order[s : s + batch_size]
-            yield (ids, *self.data.proteins.batch(ids, self.max_len))
+        """(Y columns, tokens, lengths) in chunks of ``batch_size`` proteins, by length."""
+        return self.data.proteins.length_sorted_batches(self.proteins, batch_size, self.max_len)
 
 
 @dataclass

@@ -7,13 +7,15 @@ indexed back per pair (``drug_index``, ``protein_index``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from fewmol.data.collate import GraphBatch
 from fewmol.errors import ModelFileError
 from fewmol.io.checkpoint import load_state_into, load_tensors
 from fewmol.io.modeldir import build_encoder, read_model_config
@@ -84,6 +86,30 @@ class DTAModel(nn.Module):
         drug = self.embed_drugs(x, edge_index, edge_attr, batch, num_graphs)
         prot = self.protein_encoder(tokens, lengths)
         return self.pair_head(drug, prot, drug_index, protein_index)
+
+    def embed_tables(
+        self,
+        drug_batches: Iterable[tuple[np.ndarray, GraphBatch]],
+        protein_batches: Iterable[tuple[np.ndarray, torch.Tensor, torch.Tensor]],
+        n_drugs: int,
+        n_proteins: int,
+        device: torch.device | str = "cpu",
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n_drugs, d) and (n_proteins, d) embedding tables, each row filled by the batch that
+        names its id (rows no batch names stay zero); each entity is encoded once."""
+        drug = prot = None
+        for ids, g in drug_batches:
+            g = g.to(device)
+            z = self.embed_drugs(g.x, g.edge_index, g.edge_attr, g.batch, g.num_graphs)
+            if drug is None:
+                drug = z.new_zeros((n_drugs, z.shape[1]))
+            drug[torch.from_numpy(ids).to(device)] = z
+        for ids, tokens, lengths in protein_batches:
+            z = self.protein_encoder(tokens.to(device), lengths.to(device))
+            if prot is None:
+                prot = z.new_zeros((n_proteins, z.shape[1]))
+            prot[torch.from_numpy(ids).to(device)] = z
+        return drug, prot
 
     def pair_head(
         self,

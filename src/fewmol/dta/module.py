@@ -160,20 +160,13 @@ class DTAModule(L.LightningModule):
             ent = self.eval_entities
             if ent is None:
                 raise RuntimeError("PairIds batches need eval_entities (set by DTARun)")
-            n_drugs, n_prots = len(ent.data.drug_ids), len(ent.data.proteins)
-            drug = prot = None
-            for ids, g in ent.drug_batches(self.eval_chunk):
-                g = g.to(self.device)
-                z = self.model.embed_drugs(g.x, g.edge_index, g.edge_attr, g.batch, g.num_graphs)
-                if drug is None:
-                    drug = z.new_zeros((n_drugs, z.shape[1]))
-                drug[torch.from_numpy(ids).to(self.device)] = z
-            for ids, tokens, lengths in ent.protein_batches(self.eval_chunk):
-                z = self.model.protein_encoder(tokens.to(self.device), lengths.to(self.device))
-                if prot is None:
-                    prot = z.new_zeros((n_prots, z.shape[1]))
-                prot[torch.from_numpy(ids).to(self.device)] = z
-            self._tables = (drug, prot)
+            self._tables = self.model.embed_tables(
+                ent.drug_batches(self.eval_chunk),
+                ent.protein_batches(self.eval_chunk),
+                len(ent.data.drug_ids),
+                len(ent.data.proteins),
+                self.device,
+            )
         return self._tables
 
     def on_validation_epoch_start(self) -> None:

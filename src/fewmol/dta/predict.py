@@ -124,18 +124,17 @@ def predict_pairs(
         n_long = int((proteins.lengths() > max_len).sum())
         drug_of_pair = drug_of_mol.ravel()[mol_of_row[rows]]
         with torch.no_grad(), inference_autocast(precision):
-            drug = torch.cat([
-                model.embed_drugs(g.x, g.edge_index, g.edge_attr, g.batch, g.num_graphs)
-                for g in (graphs.collate(np.arange(s, min(s + batch_size, len(graphs))))
-                          for s in range(0, len(graphs), batch_size))
-            ])  # fmt: skip
-            by_len = np.argsort(proteins.lengths(), kind="stable")  # little padding per chunk
-            prot = torch.zeros((len(uniq), model.protein_encoder.out_dim), dtype=drug.dtype)
-            for s in range(0, len(by_len), batch_size):
-                ids = by_len[s : s + batch_size]
-                prot[torch.from_numpy(ids)] = model.protein_encoder(
-                    *proteins.batch(ids, max_len)
-                ).to(drug.dtype)
+            n_mols = len(graphs)
+            chunks = (
+                np.arange(s, min(s + batch_size, n_mols)) for s in range(0, n_mols, batch_size)
+            )
+            drug_chunks = ((ids, graphs.collate(ids)) for ids in chunks)
+            drug, prot = model.embed_tables(
+                drug_chunks,
+                proteins.length_sorted_batches(np.arange(len(uniq)), batch_size, max_len),
+                n_mols,
+                len(uniq),
+            )
             for s in range(0, len(rows), PAIR_CHUNK):
                 d = torch.from_numpy(drug_of_pair[s : s + PAIR_CHUNK].astype(np.int64))
                 p = torch.from_numpy(prot_of_pair[s : s + PAIR_CHUNK].astype(np.int64))
