@@ -121,3 +121,7 @@ def test_user_errors_exit_2(tmp_path, run_pretrain):
         "--method", "joao", "--aug-strength", "1.5", "--data", TINY, "--out", tmp_path / "f"
     )
     assert result.exit_code == 2 and "--aug-strength" in result.stderr
+    result = run_pretrain(
+        "--method", "graphmvp-c", "--contextpred-logit-scale", "-1", "--out", tmp_path / "g"
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--contextpred-logit-scale must be > 0" in result.stderr

@@ -54,6 +54,7 @@ class PretrainConfig:
     schnet_lr_scale: float = 0.1
     # 2D methods (alone, or inside GraphMVP-G / -C)
     attrmask_ratio: float = 0.15
+    contextpred_logit_scale: float = 1.0  # 1 as pretrain-gnns; 1/sqrt(dim) learns faster early
     aug_strength: float = 0.2  # GraphCL / JOAO: share of atoms / bonds an augmentation changes
     joao_gamma: float = 0.1  # JOAO: pull of the augmentation distribution toward uniform
     max_molecules: int | None = 50_000
@@ -81,6 +82,7 @@ class PretrainConfig:
             (0.0 <= self.mask_ratio < 1, f"--mask-ratio must be in [0, 1), not {self.mask_ratio}"),
             (0.0 <= self.attrmask_ratio <= 1.0, "--attrmask-ratio must be in [0, 1]"),
             (0.0 <= self.aug_strength < 1.0, "--aug-strength must be in [0, 1)"),
+            (self.contextpred_logit_scale > 0, "--contextpred-logit-scale must be > 0"),
             (self.joao_gamma >= 0, "--joao-gamma must be >= 0"),
             (min(self.alpha1, self.alpha2, self.alpha3, self.beta) >= 0, "weights must be >= 0"),
             (self.temperature > 0, "--temperature must be > 0"),

@@ -78,7 +78,9 @@ def build_method_2d(
     if name == "attrmask":
         return METHODS[name](**common, mask_ratio=cfg.attrmask_ratio)
     if name == "contextpred":
-        return METHODS[name](**common, num_layers=cfg.num_layers)
+        return METHODS[name](
+            **common, num_layers=cfg.num_layers, logit_scale=cfg.contextpred_logit_scale
+        )
     if name == "graphcl":
         return METHODS[name](**common, aug_strength=cfg.aug_strength)
     if name == "joao":

@@ -210,3 +210,22 @@ def test_loss_decreases_on_bbbp(mode: str) -> None:
     assert logs["n_pairs"] >= 16
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3]), losses
     assert logs["acc"] > 0.6
+
+
+def test_logit_scale_multiplies_logits_and_keeps_accuracy() -> None:
+    enc = _encoder(2, 32)
+    b = _batch()
+    plain = ContextPred(dim=32, num_layers=2, neg_samples=2)
+    tiny = ContextPred(dim=32, num_layers=2, neg_samples=2, logit_scale=1e-9)
+    tiny.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        loss1, logs1 = plain.loss(enc, b, torch.Generator().manual_seed(3))
+        loss0, logs0 = tiny.loss(enc, b, torch.Generator().manual_seed(3))
+    # logits ~0: every BCE term is ln 2, so loss = (1 + neg_samples) ln 2
+    assert float(loss0) == pytest.approx(3 * np.log(2), abs=1e-6)
+    assert abs(float(loss1) - 3 * np.log(2)) > 1e-3
+    assert logs0["acc"] == logs1["acc"]  # a positive factor keeps every logit's sign
+    assert tiny.hparams["logit_scale"] == 1e-9 and plain.hparams["logit_scale"] == 1.0
+    assert METHODS["contextpred"](**tiny.hparams).logit_scale == 1e-9
+    with pytest.raises(ValueError, match="logit_scale"):
+        ContextPred(logit_scale=0.0)

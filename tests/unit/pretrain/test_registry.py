@@ -21,6 +21,7 @@ from fewmol.pretrain.module import Pretrain2DModule
 from fewmol.pretrain.run import (
     PretrainConfig,
     PretrainRun,
+    build_method_2d,
     build_module,
     module_hparams,
     prepare_data,
@@ -74,7 +75,11 @@ def test_g_contextual_needs_the_data() -> None:
 
 @pytest.mark.parametrize(
     "field, value, flag",
-    [("aug_strength", 1.0, "--aug-strength"), ("joao_gamma", -0.1, "--joao-gamma")],
+    [
+        ("aug_strength", 1.0, "--aug-strength"),
+        ("joao_gamma", -0.1, "--joao-gamma"),
+        ("contextpred_logit_scale", 0.0, "--contextpred-logit-scale"),
+    ],
 )
 def test_bad_settings_are_user_errors(field, value, flag) -> None:
     with pytest.raises(InvalidInputError, match=flag):
@@ -87,6 +92,7 @@ def test_a_run_written_before_a_setting_existed_still_resumes(data2d, tmp_path) 
     module = build_module(cfg, data2d)
     old = dataclasses.asdict(cfg)
     del old["aug_strength"], old["joao_gamma"]  # as written by an earlier fewmol
+    del old["contextpred_logit_scale"]
     (tmp_path / "config.json").write_text(
         json.dumps({"pretraining": old, "encoder": module.encoder.hparams, "data": data2d.info})
     )
@@ -129,3 +135,12 @@ def test_every_method_runs_with_the_ogb_featurizer(method, small_batch, tiny_enc
     )
     loss.backward()
     assert torch.isfinite(loss) and all(isinstance(v, float) for v in logs.values())
+
+
+def test_graphmvp_c_passes_the_contextpred_logit_scale() -> None:
+    cfg = PretrainConfig(method="graphmvp-c", num_layers=2, dim=16, contextpred_logit_scale=0.25)
+    assert build_method_2d(cfg).logit_scale == 0.25
+    assert (
+        build_method_2d(PretrainConfig(method="contextpred", num_layers=2, dim=16)).logit_scale
+        == 1.0
+    )

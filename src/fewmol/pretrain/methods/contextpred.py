@@ -15,6 +15,12 @@ For one random center atom per graph:
   ``skipgram`` scores each anchor embedding against the substructure vector instead.
 * loss = BCE(positives, 1) + neg_samples * BCE(negatives, 0).
 
+``logit_scale`` (default 1, as pretrain-gnns) multiplies every logit. The logits are dot
+products of BatchNorm-ed ``dim``-wide embeddings (std ~17 at ``dim`` 300 at init), so the first
+steps of a short run mostly shrink them; ``logit_scale = 1/sqrt(dim)`` starts them near unit
+scale (measured: 3,000 MOSES molecules, batch 32, 375 steps: accuracy 0.505 -> 0.514 at 1,
+0.506 -> 0.550 at 1/sqrt(300)). Accuracy does not depend on it.
+
 Extraction is vectorised over the batch: one multi-source BFS (:func:`hop_distances`) from
 all centers, then two :func:`induced_subgraph` calls. pretrain-gnns drops molecules without a
 context in its collate function; we skip graphs without anchors in the loss the same way and
@@ -116,6 +122,8 @@ class ContextPred(Method2D):
         mode: ``cbow`` (pool anchors, default) or ``skipgram`` (score every anchor).
         context_pooling: ``mean`` (default), ``sum`` or ``max`` pooling of anchors (cbow).
         jk, dropout: passed to the context GIN (default ``last``, 0.0 as pretrain-gnns).
+        logit_scale: factor on every substructure-context logit (default 1, pretrain-gnns);
+            must be > 0.
     """
 
     name: ClassVar[str] = "contextpred"
@@ -132,6 +140,7 @@ class ContextPred(Method2D):
         context_pooling: str = "mean",
         jk: str = "last",
         dropout: float = 0.0,
+        logit_scale: float = 1.0,
     ):
         super().__init__()
         r1 = num_layers - 1 if r1 is None else r1
@@ -144,6 +153,8 @@ class ContextPred(Method2D):
             raise ValueError(f"mode must be cbow or skipgram, got {mode!r}")
         if neg_samples < 1:
             raise ValueError(f"neg_samples must be >= 1, got {neg_samples}")
+        if not logit_scale > 0:
+            raise ValueError(f"logit_scale must be > 0, got {logit_scale}")
         self.spec = get_featurizer(featurizer)
         self.hparams: dict[str, Any] = {
             "featurizer": featurizer,
@@ -156,7 +167,9 @@ class ContextPred(Method2D):
             "context_pooling": context_pooling,
             "jk": jk,
             "dropout": dropout,
+            "logit_scale": float(logit_scale),
         }
+        self.logit_scale = float(logit_scale)
         self.k, self.r1, self.r2 = num_layers, r1, r2
         self.neg_samples, self.mode, self.context_pooling = neg_samples, mode, context_pooling
         self.context_encoder = GINEncoder(
@@ -215,6 +228,8 @@ class ContextPred(Method2D):
         else:
             pos = (h_sub[anchor_graph] * h_anchor).sum(1)
             neg = torch.cat([(h_sub[(anchor_graph + s) % m] * h_anchor).sum(1) for s in shifts])
+        if self.logit_scale != 1.0:
+            pos, neg = pos * self.logit_scale, neg * self.logit_scale
         loss_pos = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
         loss_neg = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
         loss = loss_pos + self.neg_samples * loss_neg
@@ -228,4 +243,5 @@ class ContextPred(Method2D):
         return (
             f"K={self.k}, r1={self.r1}, r2={self.r2}, mode={self.mode}, "
             f"neg_samples={self.neg_samples}"
+            + (f", logit_scale={self.logit_scale:g}" if self.logit_scale != 1.0 else "")
         )
