@@ -7,6 +7,7 @@ import logging
 import platform
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from fewmol.errors import InvalidInputError
@@ -113,3 +114,26 @@ def adam_with_encoder_lr(
     if state is not None:
         opt.load_state_dict(state)
     return opt
+
+
+def gather_ranks(module: L.LightningModule, a: np.ndarray) -> np.ndarray:
+    """Concatenate an array over DDP ranks (each rank holds an equal, padded shard)."""
+    if module.trainer.world_size <= 1:
+        return a
+    g = module.all_gather(torch.from_numpy(np.ascontiguousarray(a)).to(module.device))
+    return g.reshape(-1, *a.shape[1:]).cpu().numpy()
+
+
+def gather_columns(
+    module: L.LightningModule, buf: list[tuple[np.ndarray, ...]]
+) -> tuple[np.ndarray, ...]:
+    """Per-batch tuples (e.g. labels, predictions) -> one array per column over all ranks."""
+    return tuple(
+        gather_ranks(module, np.concatenate([b[j] for b in buf])) for j in range(len(buf[0]))
+    )
+
+
+def gathered_mean_loss(module: L.LightningModule, rows: list[tuple[float, int]]) -> float:
+    """Mean of (batch loss, batch size) rows over all ranks, weighted by batch size."""
+    a = gather_ranks(module, np.array(rows, dtype=np.float64))
+    return float((a[:, 0] * a[:, 1]).sum() / a[:, 1].sum())

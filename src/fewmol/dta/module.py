@@ -16,7 +16,7 @@ import torch
 
 from fewmol.data.dta import EvalEntities, PairBatch, PairIds
 from fewmol.dta.model import DTAModel
-from fewmol.training import adam_with_encoder_lr
+from fewmol.training import adam_with_encoder_lr, gather_columns, gathered_mean_loss
 
 
 def _tie_pairs(a: np.ndarray) -> int:
@@ -187,20 +187,13 @@ class DTAModule(L.LightningModule):
             (batch.index.cpu().numpy(), batch.y.cpu().numpy(), pred.cpu().numpy())
         )
 
-    def _gather(self, a: np.ndarray) -> np.ndarray:
-        """Concatenate an array over DDP ranks (each rank holds an equal, padded shard)."""
-        if self.trainer.world_size <= 1:
-            return a
-        g = self.all_gather(torch.from_numpy(np.ascontiguousarray(a)).to(self.device))
-        return g.reshape(-1, *a.shape[1:]).cpu().numpy()
-
     def on_validation_epoch_end(self) -> None:
         """Score valid and test into ``epoch_metrics``; keep their predictions."""
         for k, part in ((0, "valid"), (1, "test")):
             buf = self._eval_buf.get(k)
             if not buf:
                 continue
-            idx, y, p = (self._gather(np.concatenate([b[j] for b in buf])) for j in range(3))
+            idx, y, p = gather_columns(self, buf)
             self.eval_predictions[part] = (idx, y, p)
             for name, v in dta_metrics(y, p).items():
                 self.epoch_metrics[f"{part}_{name}"] = v
@@ -211,11 +204,9 @@ class DTAModule(L.LightningModule):
         """Train loss (standardised) and metrics of the epoch just finished (train mode)."""
         out: dict[str, float] = {}
         if self._train_loss:
-            losses = self._gather(np.array(self._train_loss, dtype=np.float64))
-            out["train_loss"] = float((losses[:, 0] * losses[:, 1]).sum() / losses[:, 1].sum())
+            out["train_loss"] = gathered_mean_loss(self, self._train_loss)
         if self._train_buf:
-            y = self._gather(np.concatenate([b[0] for b in self._train_buf]))
-            p = self._gather(np.concatenate([b[1] for b in self._train_buf]))
+            y, p = gather_columns(self, self._train_buf)
             for name, v in dta_metrics(y, p).items():
                 out[f"train_{name}"] = v
         self._train_buf, self._train_loss = [], []

@@ -10,7 +10,7 @@ from torch import nn
 from fewmol.data.collate import GraphBatch
 from fewmol.finetune.metrics import evaluate
 from fewmol.models.heads import GraphPropertyModel
-from fewmol.training import adam_with_encoder_lr
+from fewmol.training import adam_with_encoder_lr, gather_columns, gathered_mean_loss
 
 
 def masked_loss(out: torch.Tensor, y: torch.Tensor, task_type: str) -> torch.Tensor:
@@ -131,21 +131,13 @@ class FinetuneModule(L.LightningModule):
             (batch.y.cpu().numpy(), pred.cpu().numpy())
         )
 
-    def _gather(self, a: np.ndarray) -> np.ndarray:
-        """Concatenate an array over DDP ranks (each rank holds an equal, padded shard)."""
-        if self.trainer.world_size <= 1:
-            return a
-        g = self.all_gather(torch.from_numpy(np.ascontiguousarray(a)).to(self.device))
-        return g.reshape(-1, *a.shape[1:]).cpu().numpy()
-
     def on_validation_epoch_end(self) -> None:
         """Score valid and test; results land in ``epoch_metrics``."""
         for k, part in ((0, "valid"), (1, "test")):
             buf = self._eval_buf.get(k)
             if not buf:
                 continue
-            y = self._gather(np.concatenate([b[0] for b in buf]))
-            p = self._gather(np.concatenate([b[1] for b in buf]))
+            y, p = gather_columns(self, buf)
             for name, v in evaluate(self.task_type, y, p).items():
                 self.epoch_metrics[f"{part}_{name}"] = v
         self._eval_buf = {}
@@ -157,11 +149,9 @@ class FinetuneModule(L.LightningModule):
         """
         out: dict[str, float] = {}
         if self._train_loss:
-            losses = self._gather(np.array(self._train_loss, dtype=np.float64))
-            out["train_loss"] = float((losses[:, 0] * losses[:, 1]).sum() / losses[:, 1].sum())
+            out["train_loss"] = gathered_mean_loss(self, self._train_loss)
         if self._train_buf:
-            y = self._gather(np.concatenate([b[0] for b in self._train_buf]))
-            p = self._gather(np.concatenate([b[1] for b in self._train_buf]))
+            y, p = gather_columns(self, self._train_buf)
             for name, v in evaluate(self.task_type, y, p).items():
                 out[f"train_{name}"] = v
         self._train_buf, self._train_loss = [], []

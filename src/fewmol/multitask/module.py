@@ -25,7 +25,7 @@ from fewmol.finetune.metrics import evaluate
 from fewmol.multitask.balancing import Balancer, per_task_bce
 from fewmol.multitask.model import MultitaskNet
 from fewmol.multitask.sgnn_ebm import GibbsSampler, mix_uniform, nce_loss
-from fewmol.training import adam_with_encoder_lr
+from fewmol.training import adam_with_encoder_lr, gather_columns, gather_ranks, gathered_mean_loss
 
 
 class MultitaskModule(L.LightningModule):
@@ -204,21 +204,13 @@ class MultitaskModule(L.LightningModule):
             (batch.y.cpu().numpy(), prob.cpu().numpy())
         )
 
-    def _gather(self, a: np.ndarray) -> np.ndarray:
-        """Concatenate an array over DDP ranks."""
-        if self.trainer.world_size <= 1:
-            return a
-        g = self.all_gather(torch.from_numpy(np.ascontiguousarray(a)).to(self.device))
-        return g.reshape(-1, *a.shape[1:]).cpu().numpy()
-
     def on_validation_epoch_end(self) -> None:
         """Score valid and test into ``epoch_metrics`` (ROC-AUC over tasks with both classes)."""
         for k, part in ((0, "valid"), (1, "test")):
             buf = self._eval_buf.get(k)
             if not buf:
                 continue
-            y = self._gather(np.concatenate([b[0] for b in buf]))
-            p = self._gather(np.concatenate([b[1] for b in buf]))
+            y, p = gather_columns(self, buf)
             for name, v in evaluate("classification", y, p).items():
                 self.epoch_metrics[f"{part}_{name}"] = v
         self._eval_buf = {}
@@ -230,15 +222,13 @@ class MultitaskModule(L.LightningModule):
         """
         out: dict[str, float] = {}
         for k, vals in self._parts.items():
-            a = self._gather(np.asarray(vals, dtype=np.float64))
-            out[f"train_{k}"] = float((a[:, 0] * a[:, 1]).sum() / a[:, 1].sum())
+            out[f"train_{k}"] = gathered_mean_loss(self, vals)
         if self._train_buf:
-            y = self._gather(np.concatenate([b[0] for b in self._train_buf]))
-            p = self._gather(np.concatenate([b[1] for b in self._train_buf]))
+            y, p = gather_columns(self, self._train_buf)
             for name, v in evaluate("classification", y, p).items():
                 out[f"train_{name}"] = v
-        s = self._gather(self._loss_sum.numpy()[None]).sum(0)
-        n = self._gather(self._loss_n.numpy()[None]).sum(0)
+        s = gather_ranks(self, self._loss_sum.numpy()[None]).sum(0)
+        n = gather_ranks(self, self._loss_n.numpy()[None]).sum(0)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
         self.balancer.end_epoch(torch.as_tensor(mean, dtype=torch.float32))
