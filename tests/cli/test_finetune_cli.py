@@ -95,6 +95,18 @@ def test_on_invalid_error_names_the_rows(tmp_path) -> None:
     assert not (out / "config.json").exists()
 
 
+def test_duplicates_merge_lists_replicates_and_records_the_choice(tmp_path) -> None:
+    out = tmp_path / "m"
+    result = _finetune(str(TINY), "--out", str(out), "--epochs", "1", "--duplicates", "merge")
+    assert result.exit_code == 0, result.output
+    assert "kept (1 replicates merged into them), 5 invalid" in _flat(result.stderr)
+    bad = pd.read_csv(out / "bad_rows.csv", keep_default_na=False)
+    merged = bad[bad["reason"].str.startswith("replicate of row")]
+    assert len(merged) == 1 and "its labels were merged into that row" in merged["reason"].iloc[0]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"]["duplicates"] == {"mode": "merge", "merged_rows": 1}
+
+
 @pytest.fixture
 def text_labels_csv(tmp_path) -> Path:
     path = tmp_path / "text_labels.csv"
@@ -112,8 +124,12 @@ def text_labels_csv(tmp_path) -> Path:
             [str(TINY), "--target-cols", "Acid (active=1),potency"],
             ["column 'potency' not found", "--target-cols"],
         ),
+        (
+            [str(TINY), "--duplicates", "average"],
+            ["--duplicates must be one of first, merge, keep", "'average'"],
+        ),
     ],
-    ids=["missing-file", "unknown-dataset", "wrong-smiles-col", "wrong-target-col"],
+    ids=["missing-file", "unknown-dataset", "wrong-smiles-col", "wrong-target-col", "duplicates"],
 )
 def test_user_errors_exit_2(tmp_path, args, fragments) -> None:
     _user_error(_finetune(*args, "--out", str(tmp_path / "m")), *fragments)

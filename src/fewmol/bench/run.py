@@ -237,7 +237,7 @@ class _DatasetState:
                 None,
                 "skip",
                 data_dir,
-                drop_duplicates=protocol.drop_duplicates,
+                duplicates="first" if protocol.drop_duplicates else "keep",
             )
             self.split = make_split(protocol.split, self.table.smiles)
 

@@ -20,7 +20,7 @@ from fewmol.cli.common import (
 )
 from fewmol.data.collate import GraphSet
 from fewmol.data.splits import SPLIT_NAMES, Split, kfold_splits, make_split, split_from_labels
-from fewmol.data.tables import Table
+from fewmol.data.tables import DUPLICATES, Table
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.config import FinetuneConfig
 from fewmol.io.checkpoint import write_json
@@ -110,6 +110,12 @@ def finetune(
         "copied to --out; all in DIR/trials.csv.",
     ),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
+    duplicates: str = typer.Option(
+        None,
+        help="first | merge | keep: rows with one molecule (same canonical SMILES). first keeps "
+        "the first (others in bad_rows.csv); merge combines their labels (mean; majority for "
+        "0/1); keep trains on all. Default: first for a CSV, keep for a named benchmark.",
+    ),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
     resume: bool = typer.Option(False, help="Continue a killed run in --out."),
@@ -161,6 +167,10 @@ def finetune(
             raise InvalidInputError(f"--task must be classification or regression, got {task!r}")
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
+        if duplicates is not None and duplicates not in DUPLICATES:
+            raise InvalidInputError(
+                f"--duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}"
+            )
         hygiene = Hygiene(strip_salts, standardize, canonical_tautomer)
 
         def config(seed: int, baseline: str) -> FinetuneConfig:
@@ -192,6 +202,7 @@ def finetune(
                 extra={
                     "split": split,
                     "on_invalid": on_invalid,
+                    "duplicates": duplicates,
                     "ensemble": ensemble,
                     "folds": folds,
                     "tune": tune,
@@ -206,8 +217,9 @@ def finetune(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
         table, info = load_dataset(
-            data, smiles_col, split_list(target_cols), task, on_invalid, data_dir, hygiene=hygiene
-        )
+            data, smiles_col, split_list(target_cols), task, on_invalid, data_dir,
+            duplicates=duplicates, hygiene=hygiene,
+        )  # fmt: skip
         if hygiene.active:
             info = dict(info, hygiene=hygiene.to_dict())
         if not child:

@@ -16,6 +16,7 @@ from fewmol.cli.common import (
     split_list,
     user_errors,
 )
+from fewmol.data.tables import DUPLICATES
 from fewmol.errors import InvalidInputError
 from fewmol.multitask.model import METHODS, STRUCTURED
 from fewmol.training import check_precision
@@ -84,6 +85,12 @@ def multitask(
     featurizer: str = typer.Option("hu2019", help="hu2019 | ogb."),
     seed: int = typer.Option(0),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
+    duplicates: str = typer.Option(
+        None,
+        help="first | merge | keep: rows with one molecule (same canonical SMILES). first keeps "
+        "the first (others in bad_rows.csv); merge combines their labels (mean; majority for "
+        "0/1); keep trains on all. Default: first for a CSV, keep for a named benchmark.",
+    ),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
     resume: bool = typer.Option(False, help="Continue a killed run in --out."),
@@ -124,12 +131,18 @@ def multitask(
             )
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
+        if duplicates is not None and duplicates not in DUPLICATES:
+            raise InvalidInputError(
+                f"--duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}"
+            )
         child = is_ddp_child()
         if out.exists() and any(out.iterdir()) and not (resume or force or child):
             raise InvalidInputError(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
-        inp = load_input(data, smiles_col, split_list(target_cols), on_invalid, data_dir)
+        inp = load_input(
+            data, smiles_col, split_list(target_cols), on_invalid, data_dir, duplicates
+        )
         the_split = resolve_split(split, inp, seed)
         graph = None
         keyword = task_graph.strip().lower() in ("auto", "learned", "none")
@@ -180,6 +193,7 @@ def multitask(
                 "graph_top_k": graph_top_k,
                 "graph_method": graph_method,
                 "on_invalid": on_invalid,
+                "duplicates": duplicates,
             },
         )
         cfg.check()

@@ -17,13 +17,14 @@ def load_dataset(
     task: str | None,
     on_invalid: str = "skip",
     data_dir: Path | None = None,
-    drop_duplicates: bool | None = None,
+    duplicates: str | None = None,
     hygiene: Hygiene = NO_HYGIENE,
 ) -> tuple[Table, dict]:
     """Read DATA (a CSV path or a registry name) into a validated Table plus provenance info.
 
-    ``drop_duplicates`` defaults to True for user CSVs and False for named benchmarks, which
-    keep every parsable row as the papers do (BBBP: 2,039 molecules). ``hygiene`` (salt
+    ``duplicates`` (first | merge | keep, see :func:`read_table`) defaults to ``first`` for
+    user CSVs and ``keep`` for named benchmarks, which keep every parsable row as the papers
+    do (BBBP: 2,039 molecules). ``hygiene`` (salt
     stripping, standardisation) is applied to every SMILES before canonicalisation.
     """
     path = Path(data)
@@ -39,10 +40,13 @@ def load_dataset(
             target_cols,
             task,
             on_invalid,
-            drop_duplicates=True if drop_duplicates is None else drop_duplicates,
+            duplicates=duplicates or "first",
             hygiene=hygiene,
         )
-        return table, {"source": str(path.resolve()), "name": path.stem}
+        info = {"source": str(path.resolve()), "name": path.stem}
+        if table.n_merged:
+            info["duplicates"] = {"mode": "merge", "merged_rows": table.n_merged}
+        return table, info
     spec = registry.get_spec(data)
     if spec.task_type not in ("classification", "regression"):
         raise InvalidInputError(
@@ -57,7 +61,7 @@ def load_dataset(
         cols,
         task or spec.task_type,
         on_invalid,
-        drop_duplicates=False if drop_duplicates is None else drop_duplicates,
+        duplicates=duplicates or "keep",
         hygiene=hygiene,
     )
     return table, {

@@ -25,8 +25,11 @@ Rules (see ``read_table``):
   all in {-1, 1}, regression otherwise. For classification, a column with -1 and no 0 maps -1 to
   0; in a column with both 0 and -1 the -1 cells are ambiguous (bad rows); any other value is an
   out-of-range label. Regression values are kept raw (scaling happens elsewhere).
-* Duplicates (same canonical SMILES) are checked last, among the rows that are otherwise valid:
-  the first is kept, the others are bad rows that name it.
+* Duplicates (same canonical SMILES) are checked last, among the rows that are otherwise valid,
+  as ``duplicates`` says: ``first`` keeps the first, the others are bad rows that name it;
+  ``merge`` keeps the first with every replicate's labels combined per task (regression: the
+  mean; classification: the majority, a tie leaves the task unlabelled), the others are listed
+  as merged replicates (not invalid); ``keep`` keeps every row.
 """
 
 from __future__ import annotations
@@ -100,6 +103,11 @@ _SNIFF_VALUES = 200
 _NUMERIC_FRACTION = 0.95
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+#: what read_table does with rows of one canonical SMILES
+DUPLICATES = ("first", "merge", "keep")
+#: reason prefix of a row whose labels were merged into an earlier row (listed, not invalid)
+REPLICATE = "replicate of row"
+
 # summary categories, in report order: (reason prefix, singular, plural)
 _CATEGORIES = [
     ("invalid SMILES", "invalid SMILES", "invalid SMILES"),
@@ -110,6 +118,7 @@ _CATEGORIES = [
     ("NaN/inf label", "NaN/inf label", "NaN/inf labels"),
     ("no labels", "row without labels", "rows without labels"),
     ("duplicate", "duplicate", "duplicates"),
+    (REPLICATE, "merged replicate", "merged replicates"),
 ]
 
 
@@ -140,10 +149,25 @@ class Table:
         """Number of kept rows."""
         return len(self.smiles)
 
+    def _merged_mask(self) -> np.ndarray:
+        return self.bad_rows["reason"].astype(str).str.startswith(REPLICATE).to_numpy()
+
+    @property
+    def invalid_rows(self) -> pd.DataFrame:
+        """The bad rows that are problems (``bad_rows`` less the merged replicates)."""
+        return self.bad_rows[~self._merged_mask()] if len(self.bad_rows) else self.bad_rows
+
     @property
     def n_invalid(self) -> int:
-        """Number of distinct input rows that were dropped (a row may have several problems)."""
-        return int(self.bad_rows["row"].nunique()) if len(self.bad_rows) else 0
+        """Number of distinct input rows that were dropped (a row may have several problems);
+        replicates merged into a kept row do not count."""
+        bad = self.invalid_rows
+        return int(bad["row"].nunique()) if len(bad) else 0
+
+    @property
+    def n_merged(self) -> int:
+        """Number of input rows whose labels were merged into an earlier row (``merge``)."""
+        return int(self._merged_mask().sum()) if len(self.bad_rows) else 0
 
     def kept_mask(self) -> np.ndarray:
         """Boolean array over the input rows: True where the row was kept."""
@@ -167,10 +191,13 @@ class Table:
         return counts
 
     def problems_text(self) -> str:
-        """The problem counts in words, e.g. '4 invalid SMILES, 1 duplicate' ('' if none)."""
+        """The problem counts in words, e.g. '4 invalid SMILES, 1 duplicate' ('' if none);
+        merged replicates are not problems and are left out."""
         names = {prefix: (one, many) for prefix, one, many in _CATEGORIES}
         parts = []
         for prefix, n in self.problem_counts().items():
+            if prefix == REPLICATE:  # merged, not a problem: summary() says so apart
+                continue
             one, many = names.get(prefix, ("other problem", "other problems"))
             parts.append(f"{n} {one if n == 1 else many}")
         return ", ".join(parts)
@@ -178,8 +205,11 @@ class Table:
     def summary(self, bad_rows_path: str | Path | None = "bad_rows.csv") -> str:
         """One line: 'read 100 rows: 93 kept, 7 invalid (4 invalid SMILES, ...); see PATH'."""
         text = f"read {self.n_input} rows: {self.n_kept} kept, {self.n_invalid} invalid"
+        if self.n_merged:
+            text = text.replace(" kept,", f" kept ({self.n_merged} replicates merged into them),")
         if len(self.bad_rows):
-            text += f" ({self.problems_text()})"
+            problems = self.problems_text()
+            text += f" ({problems})" if problems else ""
             if bad_rows_path is not None:
                 text += f"; see {bad_rows_path}"
         return text
@@ -604,32 +634,38 @@ def _finish(
     values: np.ndarray | None,
     target_cols: list[str],
     task_type: str | None,
-    drop_duplicates: bool,
+    duplicates: str,
+    notes: list[str],
 ) -> Table:
     n = len(df)
     bad = np.zeros(n, dtype=bool)
     for p in problems:
         bad[p["row"].to_numpy()] = True
-    if drop_duplicates:
+    if duplicates != "keep":
         ok = np.flatnonzero(~bad)
         keys = pd.Series(canon[ok])
         dup = keys.duplicated(keep="first").to_numpy()
         if dup.any():
             first = pd.Series(ok).groupby(keys.to_numpy()).transform("first").to_numpy()
             rows, firsts = ok[dup], first[dup]
-            reason = (
-                "duplicate of row "
-                + pd.Series(firsts).astype(str)
-                + " (line "
-                + pd.Series(firsts + 2).astype(str)
-                + ", same canonical SMILES"
-            )
-            if values is not None and values.shape[1]:
-                a, b = values[rows], values[firsts]
-                same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
-                reason = reason + np.where(same, ")", "; labels differ)")
+            at = pd.Series(firsts).astype(str) + " (line " + pd.Series(firsts + 2).astype(str)
+            labelled = values is not None and values.shape[1] > 0
+            if duplicates == "merge" and labelled:
+                values = _merge_replicates(values, ok, first, task_type, notes)
+                reason = REPLICATE + " " + at + "): its labels were merged into that row"
+                unlabeled = np.flatnonzero(np.isnan(values[np.unique(firsts)]).all(axis=1))
+                if unlabeled.size:  # every task tied: nothing left to learn from
+                    tied = np.unique(firsts)[unlabeled]
+                    problems.append(_problems(tied, "", "no labels (its replicates tie)"))
+                    bad[tied] = True
             else:
-                reason = reason + ")"
+                reason = "duplicate of row " + at + ", same canonical SMILES"
+                if labelled:
+                    a, b = values[rows], values[firsts]
+                    same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+                    reason = reason + np.where(same, ")", "; labels differ)")
+                else:
+                    reason = reason + ")"
             problems.append(_problems(rows, smiles_col, reason))
             bad[rows] = True
     keep = np.flatnonzero(~bad)
@@ -658,6 +694,34 @@ def _finish(
         source=where,
         raw=df,
     )
+
+
+def _merge_replicates(
+    values: np.ndarray, ok: np.ndarray, first: np.ndarray, task_type: str | None, notes: list[str]
+) -> np.ndarray:
+    """Labels with each group of replicates (rows ``ok`` sharing ``first``) combined into its
+    first row, per task over the replicates that have the label: the mean (regression) or the
+    majority (classification; a tie -> missing, counted in ``notes``)."""
+    groups, gid = np.unique(first, return_inverse=True)
+    v = values[ok].astype(np.float64)
+    has = ~np.isnan(v)
+    count = np.zeros((len(groups), v.shape[1]))
+    total = np.zeros_like(count)
+    np.add.at(count, gid, has)
+    np.add.at(total, gid, np.where(has, v, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count  # NaN where no replicate has the label
+    if task_type == "classification":
+        ties = int(((count > 0) & (mean == 0.5)).sum())
+        mean = np.where(mean > 0.5, 1.0, np.where(mean < 0.5, 0.0, np.nan))
+        mean[count == 0] = np.nan
+        if ties:
+            notes.append(
+                f"{ties} molecule/task label(s) left unlabelled: as many replicates said 0 as 1"
+            )
+    out = values.copy()
+    out[groups] = mean.astype(values.dtype)
+    return out
 
 
 def _empty_bad_rows() -> pd.DataFrame:
@@ -724,7 +788,7 @@ def read_table(
     task_type: str | None = None,
     on_invalid: str = "skip",
     require_targets: bool = True,
-    drop_duplicates: bool = True,
+    duplicates: str = "first",
     hygiene: Hygiene = NO_HYGIENE,
 ) -> Table:
     """Read and validate a table of SMILES and labels; bad rows go to ``Table.bad_rows``.
@@ -739,7 +803,9 @@ def read_table(
     on_invalid : 'skip' drops bad rows; 'error' raises InvalidInputError if there is any.
     require_targets : when False and ``target_cols`` is None, read SMILES only; when True, rows
         without any label are bad ("no labels").
-    drop_duplicates : drop later rows with the canonical SMILES of an earlier valid row.
+    duplicates : rows with the canonical SMILES of an earlier valid row: 'first' drops them
+        (bad rows), 'merge' combines their labels into the first (mean / majority; listed as
+        merged replicates), 'keep' keeps them.
     hygiene : salt stripping / standardisation applied before canonicalisation (so duplicates
         are judged on the cleaned molecule).
 
@@ -747,6 +813,7 @@ def read_table(
     bad rows with ``on_invalid='error'``); the exception has ``bad_rows`` when rows are to blame.
     """
     on_invalid = _check_option(on_invalid, ON_INVALID, "--on-invalid") or "skip"
+    duplicates = _check_option(duplicates, DUPLICATES, "--duplicates") or "first"
     task_type = _check_option(task_type, TASK_TYPES, "--task")
     df, where, blank = _load(source)
 
@@ -788,6 +855,7 @@ def read_table(
             unlabeled = np.flatnonzero(missing.all(axis=1) & ~blank)
             if unlabeled.size:
                 problems.append(_problems(unlabeled, "", "no labels"))
+    merge_notes: list[str] = []
     table = _finish(
         df,
         where,
@@ -797,11 +865,13 @@ def read_table(
         values,
         target_cols,
         task_type if target_cols else None,
-        drop_duplicates,
+        duplicates,
+        merge_notes,
     )
     table.hygiene = hygiene
     if inferred and target_cols and task_type is not None:
         table.notes = task_type_notes(values, target_cols, task_type)
+    table.notes += merge_notes
 
     if table.n_kept == 0:
         exc = InvalidInputError(
@@ -812,10 +882,10 @@ def read_table(
         exc.bad_rows = table.bad_rows  # type: ignore[attr-defined]
         exc.table = table  # type: ignore[attr-defined]
         raise exc
-    if on_invalid == "error" and len(table.bad_rows):
+    if on_invalid == "error" and table.n_invalid:
         exc = InvalidInputError(
-            f"{table.n_invalid} invalid row(s) in {where}: {_describe(table.bad_rows)}; fix them, "
-            "or pass --on-invalid skip to drop them (they are then listed in bad_rows.csv)"
+            f"{table.n_invalid} invalid row(s) in {where}: {_describe(table.invalid_rows)}; "
+            "fix them, or pass --on-invalid skip to drop them (then listed in bad_rows.csv)"
         )
         exc.bad_rows = table.bad_rows  # type: ignore[attr-defined]
         exc.table = table  # type: ignore[attr-defined]
@@ -841,7 +911,7 @@ def read_smiles(
         task_type=None,
         on_invalid="skip",
         require_targets=False,
-        drop_duplicates=False,
+        duplicates="keep",
         hygiene=hygiene,
     )
 

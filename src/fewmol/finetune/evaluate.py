@@ -140,7 +140,7 @@ def _labels(
         list(cols.values()),
         task_type=task_type,
         on_invalid=on_invalid,
-        drop_duplicates=False,  # an external set's repeats are measurements too
+        duplicates="keep",  # an external set's repeats are measurements too
         hygiene=hygiene,
     )
     y = np.full((len(table.rows), len(task_names)), np.nan)

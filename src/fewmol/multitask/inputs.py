@@ -83,8 +83,12 @@ def load_input(
     target_cols: list[str] | None = None,
     on_invalid: str = "skip",
     data_dir: Path | None = None,
+    duplicates: str | None = None,
 ) -> MultitaskInput:
-    """Read DATA (CSV path or registry name) into binary multi-task labels."""
+    """Read DATA (CSV path or registry name) into binary multi-task labels.
+
+    ``duplicates``: rows of one molecule in a CSV or benchmark (see :func:`read_table`).
+    """
     path = Path(data)
     if not path.exists() and is_multitask_name(data):
         if smiles_col or target_cols:
@@ -108,7 +112,9 @@ def load_input(
             "`fewmol data multitask-stats` lists them) or a benchmark with several binary tasks "
             "(e.g. tox21, sider, muv)"
         )
-    table, info = load_dataset(data, smiles_col, target_cols, None, on_invalid, data_dir)
+    table, info = load_dataset(
+        data, smiles_col, target_cols, None, on_invalid, data_dir, duplicates=duplicates
+    )
     if table.task_type != "classification":
         bad = _non_binary_columns(table)
         raise InvalidInputError(

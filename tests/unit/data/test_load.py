@@ -32,3 +32,15 @@ def test_unknown_name_that_is_not_a_file_lists_known_datasets():
 def test_non_property_dataset_is_refused_for_finetuning(shared_data):
     with pytest.raises(InvalidInputError, match="dta dataset"):
         load_dataset("davis", None, None, None, data_dir=shared_data)
+
+
+def test_user_csv_can_merge_replicates_and_records_it(tmp_path):
+    p = tmp_path / "reps.csv"
+    pd.DataFrame({"smiles": ["CCO", "OCC", "c1ccccc1"], "y": [1.0, 3.0, 0.5]}).to_csv(
+        p, index=False
+    )
+    table, info = load_dataset(str(p), None, None, "regression", duplicates="merge")
+    assert table.targets[:, 0].tolist() == [2.0, 0.5]
+    assert info["duplicates"] == {"mode": "merge", "merged_rows": 1}
+    named, _ = load_dataset("bbbp", None, None, None, duplicates="first")
+    assert len(named) < 2039  # a named benchmark can drop its repeats too, when asked

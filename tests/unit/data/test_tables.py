@@ -337,7 +337,66 @@ def test_duplicates_keep_first_and_say_when_labels_differ():
     assert t.rows.tolist() == [0, 3]
     assert _reasons(t, 1) == ["duplicate of row 0 (line 2, same canonical SMILES)"]
     assert _reasons(t, 2) == ["duplicate of row 0 (line 2, same canonical SMILES; labels differ)"]
-    assert read_table(df, drop_duplicates=False).rows.tolist() == [0, 1, 2, 3]
+    assert read_table(df, duplicates="keep").rows.tolist() == [0, 1, 2, 3]
+
+
+def test_merge_averages_regression_replicates_per_task():
+    df = pd.DataFrame(
+        {
+            "smiles": ["CCO", "CCN", "OCC", "C(O)C", "c1ccccc1"],
+            "a": ["1.0", "5", "2.0", "", "7"],
+            "b": ["", "1", "4", "6", "2"],
+        }
+    )
+    t = read_table(df, task_type="regression", duplicates="merge")
+    assert t.rows.tolist() == [0, 1, 4] and t.smiles[0] == "CCO"
+    # CCO: a from rows 0 and 2 (row 3 has none), b from rows 2 and 3 (row 0 has none)
+    np.testing.assert_allclose(t.targets[0], [1.5, 5.0])
+    np.testing.assert_allclose(t.targets[1:], [[5, 1], [7, 2]])  # singletons untouched
+    assert t.n_invalid == 0 and t.n_merged == 2
+    assert _reasons(t, 2) == ["replicate of row 0 (line 2): its labels were merged into that row"]
+    assert (
+        t.summary()
+        == "read 5 rows: 3 kept (2 replicates merged into them), 0 invalid; see bad_rows.csv"
+    )
+    # merged replicates are not invalid rows: --on-invalid error lets them through
+    assert (
+        read_table(df, task_type="regression", duplicates="merge", on_invalid="error").n_kept == 3
+    )
+    with pytest.raises(InvalidInputError, match="2 invalid row"):
+        read_table(df, task_type="regression", on_invalid="error")  # first: dropped = invalid
+
+
+def test_merge_takes_the_classification_majority_and_a_tie_unlabels():
+    df = pd.DataFrame(
+        {
+            "smiles": ["CCO", "OCC", "C(O)C", "CCN", "NCC", "c1ccccc1"],
+            "x": ["1", "1", "0", "1", "0", "0"],
+            "z": ["0", "", "", "1", "1", "1"],
+        }
+    )
+    t = read_table(df, duplicates="merge")
+    assert t.task_type == "classification" and t.rows.tolist() == [0, 3, 5]
+    np.testing.assert_array_equal(t.targets[0], [1, 0])  # x: 2 of 3 say 1; z: one label
+    np.testing.assert_array_equal(t.targets[1], [np.nan, 1])  # CCN: x ties 1-1, z agrees
+    np.testing.assert_array_equal(t.targets[2], [0, 1])
+    assert any("1 molecule/task label(s) left unlabelled" in n for n in t.notes)
+
+
+def test_merge_drops_a_molecule_whose_every_task_ties():
+    df = pd.DataFrame({"smiles": ["CCN", "NCC", "CCO"], "y": ["1", "0", "1"]})
+    t = read_table(df, task_type="classification", duplicates="merge")
+    assert t.smiles == ["CCO"]
+    assert _reasons(t, 0) == ["no labels (its replicates tie)"]
+    assert (
+        t.summary(None)
+        == "read 3 rows: 1 kept (1 replicates merged into them), 1 invalid (1 row without labels)"
+    )
+
+
+def test_unknown_duplicates_mode_is_a_user_error():
+    with pytest.raises(InvalidInputError, match="--duplicates must be one of first, merge, keep"):
+        read_table(pd.DataFrame({"smiles": ["CCO"], "y": ["1"]}), duplicates="mean")
 
 
 def test_duplicate_of_a_bad_row_is_kept():
@@ -452,6 +511,6 @@ def test_large_table_is_fast():
     y = np.where(np.arange(n) % 7 == 0, "", (np.arange(n) % 2).astype(str))
     df = pd.DataFrame({"smiles": smiles, "a": y, "b": y[::-1]})
     start = time.perf_counter()
-    t = read_table(df, drop_duplicates=False)
+    t = read_table(df, duplicates="keep")
     assert time.perf_counter() - start < 10
     assert t.n_input == n and len(t.bad_rows) >= n // 5
