@@ -1048,7 +1048,9 @@ class SmilesStream:
         """Validate one raw chunk (see :meth:`raw_chunks`) into a Table with ``offset=start``."""
         canon, smiles_bad = _smiles_problems(df, self.smiles_col, blank, hygiene)
         problems = [smiles_bad] if smiles_bad is not None else []
-        table = _finish(df, self.where, self.smiles_col, canon, problems, None, [], None, False)
+        table = _finish(
+            df, self.where, self.smiles_col, canon, problems, None, [], None, "keep", []
+        )
         table.hygiene, table.offset = hygiene, start
         return table
 
