@@ -433,3 +433,23 @@ def test_fixed_noise_from_a_trained_sgnn(trained, data, relations, tmp) -> None:
     bad = runner.invoke(app, [str(a) for a in [*base, "--noise-model", trained["sgnn"],
                                                "--out", tmp / "x3", *TWO_EPOCHS]])  # fmt: skip
     cli_user_error(bad, "--noise fixed")
+
+
+def test_long_format_csv_trains_a_multitask_model(tmp, data) -> None:
+    wide = pd.read_csv(data, dtype=str, keep_default_na=False)
+    long = wide.melt(id_vars="smiles", var_name="assay", value_name="active")
+    long = long[(long["active"] != "") | (long["assay"] == TASKS[0])]  # bad SMILES stay in
+    long = long.sample(frac=1.0, random_state=1)
+    path = tmp / "long.csv"
+    long.to_csv(path, index=False)
+    out = tmp / "run_long"
+    result = cli_ok(["multitask", path, "--task-col", "assay", "--label-col", "active",
+                     "--out", out, "--method", "mtl", "--epochs", "1", *SMALL])  # fmt: skip
+    assert "replicates merged into them" in result.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    assert sorted(cfg["task_names"]) == sorted(TASKS)
+    bad = pd.read_csv(out / "bad_rows.csv")
+    assert bad["reason"].str.startswith("invalid SMILES").any()  # reported, not fatal
+    assert (bad["line"] == bad["row"] + 2).all()
+    cli_user_error(["multitask", path, "--task-col", "assay", "--out", tmp / "x"],
+                   "--task-col and --label-col go together")  # fmt: skip

@@ -72,6 +72,12 @@ def multitask(
     dwa_temperature: float = typer.Option(2.0, help="DWA temperature."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     target_cols: str = typer.Option(None, help="Comma-separated task columns (default: auto)."),
+    task_col: str = typer.Option(
+        None,
+        help="Long format: the column naming each row's task (one row per measurement: SMILES, "
+        "task, 0/1 label); rows of one molecule merge into one multi-task row. Needs --label-col.",
+    ),
+    label_col: str = typer.Option(None, help="Long format: the 0/1 label column (see --task-col)."),
     split: str = typer.Option("random", help="random (8-1-1) | scaffold | column:NAME | PATH."),
     init: str = typer.Option(None, help="Pre-trained encoder dir or shipped checkpoint name."),
     epochs: int = typer.Option(100, min=1),
@@ -140,9 +146,13 @@ def multitask(
             raise InvalidInputError(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
+        if (task_col is None) != (label_col is None):
+            raise InvalidInputError("--task-col and --label-col go together (long format)")
+        long_format = (task_col, label_col) if task_col is not None else None
         inp = load_input(
-            data, smiles_col, split_list(target_cols), on_invalid, data_dir, duplicates
-        )
+            data, smiles_col, split_list(target_cols), on_invalid, data_dir, duplicates,
+            long_format,
+        )  # fmt: skip
         the_split = resolve_split(split, inp, seed)
         graph = None
         keyword = task_graph.strip().lower() in ("auto", "learned", "none")
@@ -194,6 +204,8 @@ def multitask(
                 "graph_method": graph_method,
                 "on_invalid": on_invalid,
                 "duplicates": duplicates,
+                "task_col": task_col,
+                "label_col": label_col,
             },
         )
         cfg.check()

@@ -790,6 +790,7 @@ def read_table(
     require_targets: bool = True,
     duplicates: str = "first",
     hygiene: Hygiene = NO_HYGIENE,
+    where: str | None = None,
 ) -> Table:
     """Read and validate a table of SMILES and labels; bad rows go to ``Table.bad_rows``.
 
@@ -808,6 +809,7 @@ def read_table(
         merged replicates), 'keep' keeps them.
     hygiene : salt stripping / standardisation applied before canonicalisation (so duplicates
         are judged on the cleaned molecule).
+    where : how messages name the source (default: its path, or "the input table").
 
     Raises InvalidInputError for user errors (missing file or column, no data, no valid rows,
     bad rows with ``on_invalid='error'``); the exception has ``bad_rows`` when rows are to blame.
@@ -815,7 +817,8 @@ def read_table(
     on_invalid = _check_option(on_invalid, ON_INVALID, "--on-invalid") or "skip"
     duplicates = _check_option(duplicates, DUPLICATES, "--duplicates") or "first"
     task_type = _check_option(task_type, TASK_TYPES, "--task")
-    df, where, blank = _load(source)
+    df, source_name, blank = _load(source)
+    where = where or source_name
 
     if smiles_col is None:
         smiles_col = detect_smiles_col(df, where=where)
@@ -891,6 +894,58 @@ def read_table(
         exc.table = table  # type: ignore[attr-defined]
         raise exc
     return table
+
+
+#: cells (rows x tasks) of the sparse wide table a long table becomes; above it, pivot first
+MAX_LONG_CELLS = 50_000_000
+
+
+def long_to_wide(
+    source: str | Path | pd.DataFrame,
+    task_col: str,
+    label_col: str,
+    smiles_col: str | None = None,
+) -> tuple[pd.DataFrame, str, list[str], str]:
+    """A long table (one row per molecule-task measurement) as a sparse wide one.
+
+    Row i of the result is row i of the input (so bad rows keep their row and line numbers)
+    with its label in its task's column and the other task columns empty; read it with
+    ``read_table(..., duplicates="merge")`` to get one row per molecule. Returns (wide table,
+    its SMILES column, task names in order of first appearance, the source's name).
+    """
+    df, where, _ = _load(source)
+    smiles_col = (
+        detect_smiles_col(df, where=where)
+        if smiles_col is None
+        else _resolve_column(df, smiles_col, "--smiles-col", where)
+    )
+    task_col = _resolve_column(df, task_col, "--task-col", where)
+    label_col = _resolve_column(df, label_col, "--label-col", where)
+    if len({smiles_col, task_col, label_col}) < 3:
+        raise InvalidInputError(
+            f"--smiles-col, --task-col and --label-col must be three different columns, got "
+            f"'{smiles_col}', '{task_col}', '{label_col}'"
+        )
+    task = df[task_col].str.strip().to_numpy(dtype=object)
+    named = task != ""
+    names = [str(t) for t in pd.unique(task[named])]
+    if not names:
+        raise InvalidInputError(f"the task column '{task_col}' of {where} is empty")
+    if smiles_col in names:
+        raise InvalidInputError(
+            f"a task in '{task_col}' is named like the SMILES column ('{smiles_col}'); rename it"
+        )
+    if len(df) * len(names) > MAX_LONG_CELLS:
+        raise InvalidInputError(
+            f"{where}: {len(df):,} rows x {len(names):,} tasks is too large to read in long "
+            "format here; pivot it to one row per molecule and one column per task first"
+        )
+    code = pd.Index(names).get_indexer(task[named])
+    cells = np.full((len(df), len(names)), "", dtype=object)
+    cells[np.flatnonzero(named), code] = df[label_col].to_numpy(dtype=object)[named]
+    wide = pd.DataFrame(cells, columns=names)
+    wide.insert(0, smiles_col, df[smiles_col].to_numpy(dtype=object))
+    return wide, smiles_col, names, where
 
 
 def read_smiles(
