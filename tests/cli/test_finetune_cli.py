@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -105,6 +106,30 @@ def test_duplicates_merge_lists_replicates_and_records_the_choice(tmp_path) -> N
     assert len(merged) == 1 and "its labels were merged into that row" in merged["reason"].iloc[0]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["data"]["duplicates"] == {"mode": "merge", "merged_rows": 1}
+
+
+def test_long_format_regression_averages_replicates(tmp_path) -> None:
+    wide = pd.read_csv(TINY, dtype=str, keep_default_na=False).rename(
+        columns={"Canonical SMILES": "smiles"}
+    )[["smiles"]]
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, smi in enumerate(wide["smiles"]):
+        for target in ("EGFR", "ABL1"):
+            for _ in range(1 + k % 3):  # 1-3 replicates per molecule and target
+                rows.append((smi, target, f"{rng.normal(6, 1):.2f}"))
+    path = tmp_path / "pic50_long.csv"
+    pd.DataFrame(rows, columns=["smiles", "target", "pIC50"]).to_csv(path, index=False)
+    out = tmp_path / "m"
+    result = _finetune(str(path), "--out", str(out), "--epochs", "1", "--task-col", "target",
+                       "--label-col", "pIC50")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["target_names"] == ["EGFR", "ABL1"] and cfg["task_type"] == "regression"
+    assert cfg["data"]["long_format"] == {"task_col": "target", "label_col": "pIC50", "tasks": 2}
+    assert "replicates merged into them" in _flat(result.stderr)
+    _user_error(_finetune(str(path), "--out", str(tmp_path / "x"), "--label-col", "pIC50"),
+                "--task-col and --label-col go together")  # fmt: skip
 
 
 @pytest.fixture

@@ -64,6 +64,13 @@ def finetune(
     out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     target_cols: str = typer.Option(None, help="Comma-separated target columns (default: auto)."),
+    task_col: str = typer.Option(
+        None,
+        help="Long format: the column naming each row's task (one row per measurement: SMILES, "
+        "task, label); rows of one molecule merge (replicates: mean, 0/1: majority). "
+        "Needs --label-col.",
+    ),
+    label_col: str = typer.Option(None, help="Long format: the label column (see --task-col)."),
     task: str = typer.Option(None, help="classification | regression (default: inferred)."),
     split: str = typer.Option("scaffold", help="scaffold | random | column:NAME | PATH."),
     init: str = typer.Option(None, help="Pre-trained encoder dir or shipped checkpoint name."),
@@ -171,6 +178,8 @@ def finetune(
             raise InvalidInputError(
                 f"--duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}"
             )
+        if (task_col is None) != (label_col is None):
+            raise InvalidInputError("--task-col and --label-col go together (long format)")
         hygiene = Hygiene(strip_salts, standardize, canonical_tautomer)
 
         def config(seed: int, baseline: str) -> FinetuneConfig:
@@ -203,6 +212,8 @@ def finetune(
                     "split": split,
                     "on_invalid": on_invalid,
                     "duplicates": duplicates,
+                    "task_col": task_col,
+                    "label_col": label_col,
                     "ensemble": ensemble,
                     "folds": folds,
                     "tune": tune,
@@ -219,6 +230,7 @@ def finetune(
         table, info = load_dataset(
             data, smiles_col, split_list(target_cols), task, on_invalid, data_dir,
             duplicates=duplicates, hygiene=hygiene,
+            long_format=(task_col, label_col) if task_col is not None else None,
         )  # fmt: skip
         if hygiene.active:
             info = dict(info, hygiene=hygiene.to_dict())

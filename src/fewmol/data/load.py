@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fewmol.chem.mol import NO_HYGIENE, Hygiene
 from fewmol.data import registry
-from fewmol.data.tables import Table, read_table
+from fewmol.data.tables import Table, long_to_wide, read_table
 from fewmol.errors import InvalidInputError
 
 
@@ -19,6 +19,7 @@ def load_dataset(
     data_dir: Path | None = None,
     duplicates: str | None = None,
     hygiene: Hygiene = NO_HYGIENE,
+    long_format: tuple[str, str] | None = None,
 ) -> tuple[Table, dict]:
     """Read DATA (a CSV path or a registry name) into a validated Table plus provenance info.
 
@@ -26,8 +27,15 @@ def load_dataset(
     user CSVs and ``keep`` for named benchmarks, which keep every parsable row as the papers
     do (BBBP: 2,039 molecules). ``hygiene`` (salt
     stripping, standardisation) is applied to every SMILES before canonicalisation.
+    ``long_format`` = (task column, label column) reads a CSV with one row per measurement
+    (SMILES, task, label): one column per task, the rows of one molecule merged (replicates:
+    mean, or majority for 0/1 labels), bad rows reported with their own line numbers.
     """
     path = Path(data)
+    if long_format is not None:
+        return _load_long(
+            path, smiles_col, target_cols, task, on_invalid, duplicates, hygiene, *long_format
+        )
     if path.exists() or not registry.is_registered(data):
         if not path.exists():
             raise InvalidInputError(
@@ -71,3 +79,40 @@ def load_dataset(
         "metric": spec.metric,
         "default_split": spec.split,
     }
+
+
+def _load_long(
+    path: Path,
+    smiles_col: str | None,
+    target_cols: list[str] | None,
+    task: str | None,
+    on_invalid: str,
+    duplicates: str | None,
+    hygiene: Hygiene,
+    task_col: str,
+    label_col: str,
+) -> tuple[Table, dict]:
+    """A long CSV (SMILES, task, label per row) read as one row per molecule."""
+    if not path.is_file():
+        raise InvalidInputError(f"--task-col/--label-col read a CSV file; {str(path)!r} is not one")
+    if target_cols:
+        raise InvalidInputError(
+            "--target-cols names wide columns; with --task-col the tasks are the values of "
+            "that column"
+        )
+    if duplicates not in (None, "merge"):
+        raise InvalidInputError(
+            "--task-col reads one row per measurement: rows of one molecule are always merged "
+            f"(--duplicates merge), not '{duplicates}'"
+        )
+    wide, smiles_col, tasks, where = long_to_wide(path, task_col, label_col, smiles_col)
+    table = read_table(
+        wide, smiles_col, tasks, task, on_invalid, duplicates="merge", hygiene=hygiene, where=where
+    )
+    info = {
+        "source": str(path.resolve()),
+        "name": path.stem,
+        "long_format": {"task_col": task_col, "label_col": label_col, "tasks": len(tasks)},
+        "duplicates": {"mode": "merge", "merged_rows": table.n_merged},
+    }
+    return table, info

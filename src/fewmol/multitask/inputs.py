@@ -24,7 +24,7 @@ import pandas as pd
 from fewmol.data import registry
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import Split, make_split, split_from_labels
-from fewmol.data.tables import Table, long_to_wide, read_table
+from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
 from fewmol.multitask.datasets import MultitaskDataset, load_multitask
 from fewmol.multitask.task_graph import (
@@ -95,7 +95,11 @@ def load_input(
     """
     path = Path(data)
     if long_format is not None:
-        return _load_long(path, smiles_col, target_cols, on_invalid, duplicates, *long_format)
+        table, info = load_dataset(
+            data, smiles_col, target_cols, None, on_invalid, duplicates=duplicates,
+            long_format=long_format,
+        )  # fmt: skip
+        return _binary_input(table, info)
     if not path.exists() and is_multitask_name(data):
         if smiles_col or target_cols:
             raise InvalidInputError(
@@ -137,44 +141,6 @@ def _binary_input(table: Table, info: dict[str, Any]) -> MultitaskInput:
         table.smiles, table.targets, table.target_names, None, dict(info), info.get("name", "")
     )
     return MultitaskInput(ds, table.rows, table.input_smiles, table.smiles_col, table, info)
-
-
-def _load_long(
-    path: Path,
-    smiles_col: str | None,
-    target_cols: list[str] | None,
-    on_invalid: str,
-    duplicates: str | None,
-    task_col: str,
-    label_col: str,
-) -> MultitaskInput:
-    """A long CSV (SMILES, task, label per row) read as one 0/1 row per molecule."""
-    if not path.is_file():
-        raise InvalidInputError(f"--task-col/--label-col read a CSV file; {str(path)!r} is not one")
-    if target_cols:
-        raise InvalidInputError(
-            "--target-cols names wide columns; with --task-col the tasks are "
-            "the values of that column"
-        )
-    if duplicates not in (None, "merge"):
-        raise InvalidInputError(
-            "--task-col reads one row per measurement: rows of one molecule are always merged "
-            f"(--duplicates merge), not '{duplicates}'"
-        )
-    wide, smiles_col, tasks, where = long_to_wide(path, task_col, label_col, smiles_col)
-    table = read_table(wide, smiles_col, tasks, None, on_invalid, duplicates="merge", where=where)
-    info = {
-        "source": str(path.resolve()),
-        "name": path.stem,
-        "long_format": {"task_col": task_col, "label_col": label_col, "tasks": len(tasks)},
-        "duplicates": {"mode": "merge", "merged_rows": table.n_merged},
-    }
-    return _binary_input(table, info)
-
-
-# --------------------------------------------------------------------------------------------
-# Splits
-# --------------------------------------------------------------------------------------------
 
 
 def resolve_split(spec: str, inp: MultitaskInput, seed: int) -> Split:
