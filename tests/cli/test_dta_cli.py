@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -47,7 +48,8 @@ def test_davis_one_epoch_writes_metrics(shared_data: Path, tmp_path: Path) -> No
 
 def test_unknown_dataset_and_bad_flags_exit_2(shared_data: Path, tmp_path: Path) -> None:
     out = ["--out", str(tmp_path / "x"), "--data-dir", str(shared_data)]
-    _user_error(runner.invoke(app, ["dta", "bindingdb", *out]), "unknown DTA dataset")
+    _user_error(runner.invoke(app, ["dta", "bindingdb", *out]), "neither a DTA dataset")
+    _user_error(runner.invoke(app, ["dta", "davis", *out, "--split", "cold-drug"]), "--split")
     _user_error(runner.invoke(app, ["dta", "davis", *out, "--mlp-hidden", "a,b"]), "--mlp-hidden")
     _user_error(runner.invoke(app, ["dta", "davis", *out, "--ligands", "smiles"]), "--ligands")
     _user_error(
@@ -118,3 +120,46 @@ def test_predict_on_a_dta_dir_reproduces_the_run_and_flags_bad_rows(
         runner.invoke(app, ["predict", str(run), str(no_protein), "--out", str(out)]),
         "--protein-col",
     )
+
+
+def test_a_csv_of_pairs_trains_with_a_cold_split_and_lists_bad_rows(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from fewmol.data.dta import load_dta
+
+    data = load_dta("davis", shared_data)
+    pick = np.random.default_rng(0).choice(data.n_pairs, 400, replace=False)
+    table = pd.DataFrame(
+        {
+            "smiles": [data.smiles[i] for i in data.drug_idx[pick]],
+            "target_sequence": [data.proteins.sequence(j) for j in data.prot_idx[pick]],
+            "pKd": data.affinity[pick],
+        }
+    )
+    table.loc[len(table)] = ["C1CC", table.loc[0, "target_sequence"], 6.0]
+    table.loc[len(table)] = ["CCO", "MKV-1", 6.0]
+    path = tmp_path / "my_pairs.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "run"
+    args = ["dta", str(path), "--epochs", "1", "--split", "cold-drug", "--out", str(out), *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "read 402 rows: 400 kept, 2 invalid" in " ".join(result.stderr.split())
+    assert "my_pairs: test MSE" in result.stdout
+    bad = pd.read_csv(out / "bad_rows.csv")
+    assert bad["row"].tolist() == [400, 401]
+    config = json.loads((out / "config.json").read_text())
+    assert config["units"] == "pKd" and config["split"] == "cold-drug(seed=0)"
+    pred = pd.read_csv(out / "predictions.csv")
+    assert {"row", "line", "drug", "protein", "pKd", "prediction"} <= set(pred.columns)
+    # cold-drug: no valid or test drug was trained on
+    split = json.loads((out / "split.json").read_text())
+    drug_of = dict(zip(range(400), table["smiles"][:400]))
+    seen = {drug_of[int(p)] for p in split["train"]}
+    assert not seen & {drug_of[int(p)] for p in split["test"]}
+    # the table's own affinities come back beside the predictions, row by row
+    np.testing.assert_allclose(pred["pKd"], table["pKd"].to_numpy()[pred["row"]], rtol=1e-6)
+    wrong = ["dta", str(path), "--ligands", "can", "--out", str(tmp_path / "y")]
+    _user_error(runner.invoke(app, wrong), "--valid-fold and --ligands are for davis and kiba")

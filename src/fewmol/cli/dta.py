@@ -11,10 +11,12 @@ from fewmol.cli.common import (
     err_console,
     is_ddp_child,
     precision_option,
+    report_bad_rows,
     split_list,
     user_errors,
 )
 from fewmol.data.dta import DTA_DATASETS, MAX_LEN, load_dta
+from fewmol.data.dta_table import PAIR_SPLITS
 from fewmol.errors import InvalidInputError
 from fewmol.io.modeldir import resolve_init
 from fewmol.training import check_precision
@@ -32,7 +34,11 @@ def _int_list(value: str, flag: str) -> tuple[int, ...]:
 
 
 def dta(
-    dataset: str = typer.Argument(..., help="davis | kiba (DeepDTA data, setting-1 folds)."),
+    dataset: str = typer.Argument(
+        ...,
+        help="davis | kiba (DeepDTA data, setting-1 folds), or a CSV of measured pairs "
+        "(SMILES, protein sequence, affinity: one pair per row).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output run directory."),
     init: str = typer.Option(None, help="Pre-trained GIN encoder dir or shipped checkpoint name."),
     epochs: int = typer.Option(100, min=1),
@@ -47,8 +53,25 @@ def dta(
     max_eval_pairs: int = typer.Option(
         None, min=1, help="Evaluate on seeded subsamples of N valid and N test pairs."
     ),
-    valid_fold: int = typer.Option(0, min=0, max=4, help="Training fold held out for validation."),
-    ligands: str = typer.Option("iso", help="iso (stereo kept) | can (DeepDTA's SMILES)."),
+    valid_fold: int = typer.Option(
+        None, min=0, max=4, help="davis / kiba: training fold held out for validation (0)."
+    ),
+    ligands: str = typer.Option(
+        None, help="davis / kiba: iso (stereo kept, default) | can (DeepDTA's SMILES)."
+    ),
+    smiles_col: str = typer.Option(None, help="CSV: SMILES column (default: auto-detect)."),
+    protein_col: str = typer.Option(
+        None, help="CSV: protein sequence column (default: one named sequence, protein, ...)."
+    ),
+    target_col: str = typer.Option(
+        None, help="CSV: affinity column (default: the one numeric column)."
+    ),
+    split: str = typer.Option(
+        "random",
+        help="CSV: random | cold-drug | cold-protein (8-1-1 over pairs; cold: valid/test "
+        "drugs or proteins unseen in training).",
+    ),
+    on_invalid: str = typer.Option("skip", help="CSV: skip | error: what to do with bad rows."),
     num_layers: int = typer.Option(5, min=1, help="GIN layers."),
     hidden: int = typer.Option(300, min=1, help="GIN hidden size."),
     dropout: float = typer.Option(0.0, help="GIN dropout."),
@@ -74,10 +97,31 @@ def dta(
     """Train a drug–target affinity model; report test MSE and concordance index."""
     with user_errors():
         name = dataset.strip().lower()
-        if name not in DTA_DATASETS:
-            raise InvalidInputError(
-                f"unknown DTA dataset {dataset!r}; expected one of: {', '.join(DTA_DATASETS)}"
-            )
+        table_path = Path(dataset)
+        from_table = name not in DTA_DATASETS
+        if from_table:
+            if not table_path.is_file():
+                raise InvalidInputError(
+                    f"{dataset!r} is neither a DTA dataset ({', '.join(DTA_DATASETS)}) nor a "
+                    "file; give a CSV of measured pairs (SMILES, protein sequence, affinity)"
+                )
+            if valid_fold is not None or ligands is not None:
+                raise InvalidInputError("--valid-fold and --ligands are for davis and kiba")
+            if split not in PAIR_SPLITS:
+                raise InvalidInputError(
+                    f"--split must be one of {', '.join(PAIR_SPLITS)}, got {split!r}"
+                )
+            if on_invalid not in ("skip", "error"):
+                raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
+        else:
+            given = [f for f, v in (("--smiles-col", smiles_col), ("--protein-col", protein_col),
+                                    ("--target-col", target_col)) if v is not None]  # fmt: skip
+            if given or split != "random":
+                raise InvalidInputError(
+                    f"{', '.join(given) or '--split'} read a CSV of pairs; {name} has its own "
+                    "columns and DeepDTA's folds"
+                )
+        ligands = ligands or "iso"
         if ligands not in ("iso", "can"):
             raise InvalidInputError(f"--ligands must be iso or can, got {ligands!r}")
         if init:
@@ -119,7 +163,17 @@ def dta(
             precision=check_precision(precision),
             progress=not quiet,
         )
-        data = load_dta(name, data_dir, valid_fold=valid_fold, ligands=ligands)
+        if from_table:
+            from fewmol.data.dta_table import load_dta_table
+
+            data, table = load_dta_table(
+                table_path, smiles_col, protein_col, target_col, split, seed, on_invalid
+            )
+            name = data.name
+            if not child:
+                report_bad_rows(table, out)
+        else:
+            data = load_dta(name, data_dir, valid_fold=valid_fold or 0, ligands=ligands)
         if data.invalid_drugs and not child:
             shown = ", ".join(f"{d['id']} ({d['reason']})" for d in data.invalid_drugs[:5])
             err_console.print(

@@ -277,6 +277,8 @@ class DTAData:
     invalid_drugs: list[dict[str, Any]] = field(default_factory=list)
     dropped_pairs: int = 0
     source: str = ""
+    pair_rows: np.ndarray | None = None
+    """int64 (n_pairs,): input table row of each pair (user tables; None for Davis / KIBA)"""
 
     @property
     def n_pairs(self) -> int:

@@ -117,6 +117,8 @@ _CATEGORIES = [
     ("ambiguous label", "ambiguous label", "ambiguous labels"),
     ("NaN/inf label", "NaN/inf label", "NaN/inf labels"),
     ("no labels", "row without labels", "rows without labels"),
+    ("empty protein sequence", "empty protein sequence", "empty protein sequences"),
+    ("protein sequence has", "invalid protein sequence", "invalid protein sequences"),
     ("duplicate", "duplicate", "duplicates"),
     (REPLICATE, "merged replicate", "merged replicates"),
 ]

@@ -9,7 +9,6 @@ score). Every distinct molecule and sequence is encoded once; the MLP then score
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,13 @@ import pandas as pd
 import torch
 
 from fewmol.data.dta import MAX_LEN, ProteinSet
+from fewmol.data.dta_table import check_sequences, protein_column
 from fewmol.data.store import featurize_to_graphset
 from fewmol.data.tables import Table, read_smiles
 from fewmol.dta.model import load_dta_model
-from fewmol.errors import InvalidInputError
 from fewmol.io.modeldir import read_model_config
 from fewmol.training import inference_autocast
 
-PROTEIN_COL_NAMES = ("sequence", "protein_sequence", "target_sequence", "protein", "seq", "target")
-_SEQUENCE = re.compile(r"^[A-Za-z]+$")
 PAIR_CHUNK = 4096  # pairs per MLP call at prediction
 
 
@@ -36,43 +33,6 @@ def is_dta_dir(path: str | Path) -> bool:
         return read_model_config(Path(path)).get("kind") == "dta_model"
     except Exception:  # not a model dir at all: the other readers give the error
         return False
-
-
-def protein_column(raw: pd.DataFrame, protein_col: str | None, where: str) -> str:
-    """The column of protein sequences: the one named, else one named like a sequence column."""
-    if protein_col is not None:
-        if protein_col not in raw.columns:
-            raise InvalidInputError(
-                f"--protein-col {protein_col!r} is not a column of {where}; columns are: "
-                f"{', '.join(map(str, raw.columns))}"
-            )
-        return protein_col
-    by_norm = {re.sub(r"[^a-z]", "", str(c).lower()): c for c in raw.columns}
-    for name in PROTEIN_COL_NAMES:
-        if name.replace("_", "") in by_norm:
-            return by_norm[name.replace("_", "")]
-    raise InvalidInputError(
-        f"cannot tell which column of {where} holds the protein sequences (none is named "
-        f"{', '.join(PROTEIN_COL_NAMES)}); pass --protein-col"
-    )
-
-
-def _check_sequences(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """(ok mask, reason per row): a sequence is one-letter amino-acid codes only."""
-    reasons = []
-    for v in values:
-        s = str(v).strip()
-        if not s:
-            reasons.append("empty protein sequence")
-        elif not _SEQUENCE.match(s):
-            bad = sorted({c for c in s if not c.isalpha()})[:5]
-            reasons.append(
-                "protein sequence has characters other than amino-acid letters: "
-                + " ".join(repr(c) for c in bad)
-            )
-        else:
-            reasons.append("")
-    return np.array([r == "" for r in reasons]), reasons
 
 
 def predict_pairs(
@@ -94,7 +54,7 @@ def predict_pairs(
     raw = table.raw if table.raw is not None else pd.DataFrame(index=range(table.n_input))
     where = "the input table" if isinstance(source, pd.DataFrame) else f"'{source}'"
     pcol = protein_column(raw, protein_col, where)
-    seq_ok, seq_why = _check_sequences(raw[pcol])
+    seq_ok, seq_why = check_sequences(raw[pcol])
     kept = np.zeros(table.n_input, dtype=bool)
     kept[table.rows] = True
     reasons = (

@@ -240,6 +240,7 @@ class DTARun:
                 "max_eval_pairs": cfg.max_eval_pairs,
                 "seed": cfg.seed,
             },
+            "split": self.data.split.kind,  # deepdta-setting1(...) | random / cold-* (tables)
             "training": dataclasses.asdict(cfg),
             "data": {"source": self.data.source, **self.data.counts()},
             "init_from": init_cfg.get("source") if init_cfg else None,
@@ -275,10 +276,15 @@ class DTARun:
         frames = []
         for part, (idx, y, p) in preds.items():
             idx, keep = np.unique(idx, return_index=True)  # DDP pads shards with repeats
+            where = {}
+            if self.data.pair_rows is not None:  # a user table: the input row of each pair
+                rows = self.data.pair_rows[idx]
+                where = {"row": rows, "line": rows + 2}
             frames.append(
                 pd.DataFrame(
                     {
                         "pair": idx,
+                        **where,
                         "split": part,
                         "drug": np.asarray(self.data.drug_ids, dtype=object)[
                             self.data.drug_idx[idx]
