@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fewmol.data.load import load_dataset  # noqa: F401  (re-exported for commands)
-from fewmol.data.tables import Table, write_bad_rows
+from fewmol.data.tables import DUPLICATES, Table, write_bad_rows
 from fewmol.errors import FewmolError, InvalidInputError
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -40,6 +40,44 @@ def precision_option() -> typer.models.OptionInfo:
         help="Lightning precision: 32-true | bf16-mixed (~1.6x faster fine-tuning on CPUs "
         "with AVX512-BF16 or AMX, and on recent GPUs) | 16-mixed (float16, for GPUs).",
     )
+
+
+def duplicates_option() -> typer.models.OptionInfo:
+    """The --duplicates option of finetune and multitask."""
+    return typer.Option(
+        None,
+        help="first | merge | keep: rows with one molecule (same canonical SMILES). first keeps "
+        "the first (others in bad_rows.csv); merge combines their labels (mean; majority for "
+        "0/1); keep trains on all. Default: first for a CSV, keep for a named benchmark.",
+    )
+
+
+def task_col_option(labels: str) -> typer.models.OptionInfo:
+    """The --task-col option (long-format tables) of finetune and multitask."""
+    return typer.Option(
+        None,
+        help=f"Long format: the column naming each row's task (one row per measurement: SMILES, "
+        f"task, {labels}); rows of one molecule merge into one row (replicates: mean, 0/1: "
+        "majority). Needs --label-col.",
+    )
+
+
+def label_col_option() -> typer.models.OptionInfo:
+    """The --label-col option (long-format tables) of finetune and multitask."""
+    return typer.Option(None, help="Long format: the label column (see --task-col).")
+
+
+def check_table_options(
+    duplicates: str | None, task_col: str | None, label_col: str | None
+) -> tuple[str, str] | None:
+    """Check --duplicates and the long-format pair; return (task col, label col) or None."""
+    if duplicates is not None and duplicates not in DUPLICATES:
+        raise InvalidInputError(
+            f"--duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}"
+        )
+    if (task_col is None) != (label_col is None):
+        raise InvalidInputError("--task-col and --label-col go together (long format)")
+    return (task_col, label_col) if task_col is not None else None
 
 
 def inference_precision_option() -> typer.models.OptionInfo:

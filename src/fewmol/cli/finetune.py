@@ -9,18 +9,22 @@ import typer
 
 from fewmol.chem.mol import Hygiene
 from fewmol.cli.common import (
+    check_table_options,
     console,
+    duplicates_option,
     is_ddp_child,
+    label_col_option,
     load_dataset,
     parse_seeds,
     precision_option,
     report_bad_rows,
     split_list,
+    task_col_option,
     user_errors,
 )
 from fewmol.data.collate import GraphSet
 from fewmol.data.splits import SPLIT_NAMES, Split, kfold_splits, make_split, split_from_labels
-from fewmol.data.tables import DUPLICATES, Table
+from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.config import FinetuneConfig
 from fewmol.io.checkpoint import write_json
@@ -64,13 +68,8 @@ def finetune(
     out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     target_cols: str = typer.Option(None, help="Comma-separated target columns (default: auto)."),
-    task_col: str = typer.Option(
-        None,
-        help="Long format: the column naming each row's task (one row per measurement: SMILES, "
-        "task, label); rows of one molecule merge (replicates: mean, 0/1: majority). "
-        "Needs --label-col.",
-    ),
-    label_col: str = typer.Option(None, help="Long format: the label column (see --task-col)."),
+    task_col: str = task_col_option("label"),
+    label_col: str = label_col_option(),
     task: str = typer.Option(None, help="classification | regression (default: inferred)."),
     split: str = typer.Option("scaffold", help="scaffold | random | column:NAME | PATH."),
     init: str = typer.Option(None, help="Pre-trained encoder dir or shipped checkpoint name."),
@@ -117,12 +116,7 @@ def finetune(
         "copied to --out; all in DIR/trials.csv.",
     ),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
-    duplicates: str = typer.Option(
-        None,
-        help="first | merge | keep: rows with one molecule (same canonical SMILES). first keeps "
-        "the first (others in bad_rows.csv); merge combines their labels (mean; majority for "
-        "0/1); keep trains on all. Default: first for a CSV, keep for a named benchmark.",
-    ),
+    duplicates: str = duplicates_option(),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
     resume: bool = typer.Option(False, help="Continue a killed run in --out."),
@@ -174,12 +168,7 @@ def finetune(
             raise InvalidInputError(f"--task must be classification or regression, got {task!r}")
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
-        if duplicates is not None and duplicates not in DUPLICATES:
-            raise InvalidInputError(
-                f"--duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}"
-            )
-        if (task_col is None) != (label_col is None):
-            raise InvalidInputError("--task-col and --label-col go together (long format)")
+        long_format = check_table_options(duplicates, task_col, label_col)
         hygiene = Hygiene(strip_salts, standardize, canonical_tautomer)
 
         def config(seed: int, baseline: str) -> FinetuneConfig:
@@ -230,7 +219,7 @@ def finetune(
         table, info = load_dataset(
             data, smiles_col, split_list(target_cols), task, on_invalid, data_dir,
             duplicates=duplicates, hygiene=hygiene,
-            long_format=(task_col, label_col) if task_col is not None else None,
+            long_format=long_format,
         )  # fmt: skip
         if hygiene.active:
             info = dict(info, hygiene=hygiene.to_dict())

@@ -8,15 +8,18 @@ import numpy as np
 import typer
 
 from fewmol.cli.common import (
+    check_table_options,
     console,
+    duplicates_option,
     err_console,
     is_ddp_child,
+    label_col_option,
     precision_option,
     report_bad_rows,
     split_list,
+    task_col_option,
     user_errors,
 )
-from fewmol.data.tables import DUPLICATES
 from fewmol.errors import InvalidInputError
 from fewmol.multitask.model import METHODS, STRUCTURED
 from fewmol.training import check_precision
@@ -72,12 +75,8 @@ def multitask(
     dwa_temperature: float = typer.Option(2.0, help="DWA temperature."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     target_cols: str = typer.Option(None, help="Comma-separated task columns (default: auto)."),
-    task_col: str = typer.Option(
-        None,
-        help="Long format: the column naming each row's task (one row per measurement: SMILES, "
-        "task, 0/1 label); rows of one molecule merge into one multi-task row. Needs --label-col.",
-    ),
-    label_col: str = typer.Option(None, help="Long format: the 0/1 label column (see --task-col)."),
+    task_col: str = task_col_option("0/1 label"),
+    label_col: str = label_col_option(),
     split: str = typer.Option("random", help="random (8-1-1) | scaffold | column:NAME | PATH."),
     init: str = typer.Option(None, help="Pre-trained encoder dir or shipped checkpoint name."),
     epochs: int = typer.Option(100, min=1),
@@ -91,12 +90,7 @@ def multitask(
     featurizer: str = typer.Option("hu2019", help="hu2019 | ogb."),
     seed: int = typer.Option(0),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
-    duplicates: str = typer.Option(
-        None,
-        help="first | merge | keep: rows with one molecule (same canonical SMILES). first keeps "
-        "the first (others in bad_rows.csv); merge combines their labels (mean; majority for "
-        "0/1); keep trains on all. Default: first for a CSV, keep for a named benchmark.",
-    ),
+    duplicates: str = duplicates_option(),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
     resume: bool = typer.Option(False, help="Continue a killed run in --out."),
@@ -137,18 +131,12 @@ def multitask(
             )
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
-        if duplicates is not None and duplicates not in DUPLICATES:
-            raise InvalidInputError(
-                f"--duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}"
-            )
+        long_format = check_table_options(duplicates, task_col, label_col)
         child = is_ddp_child()
         if out.exists() and any(out.iterdir()) and not (resume or force or child):
             raise InvalidInputError(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
-        if (task_col is None) != (label_col is None):
-            raise InvalidInputError("--task-col and --label-col go together (long format)")
-        long_format = (task_col, label_col) if task_col is not None else None
         inp = load_input(
             data, smiles_col, split_list(target_cols), on_invalid, data_dir, duplicates,
             long_format,
