@@ -18,8 +18,9 @@
 #       CEP_EPOCHS=10: ~20 min per seed
 # The epochs are recorded per run and printed beside the numbers (`[N ep]`).
 # METHODS=graphmvp-c runs another row on the same budget (run_regression_graphmvp_c.sh does).
-# The paper ran these sets with the 9-feature OGB featuriser: FEATURIZER=ogb (one results tree
-# holds one budget per cell, so those runs replace hu2019 ones; OUT=... WORK=... keeps both).
+# The paper ran these sets with the 9-feature OGB featuriser: METHODS=none+ogb trains that row
+# beside the hu2019 one (results/regression/none+ogb/); FEATURIZER=ogb instead replaces the
+# featuriser of every row asked for (one results tree holds one budget per cell).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"

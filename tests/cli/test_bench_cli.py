@@ -261,6 +261,7 @@ def test_bad_bench_arguments_exit_2_before_any_work(tmp_path) -> None:
         (["bench", "dta", "--methods", "attrmask"], "--pretrained attrmask=ENCODER_DIR"),
         (["bench", "regression", "--max-pairs", "10"], "apply to the dta protocol"),
         (["bench", "run", "nope"], "unknown benchmark protocol 'nope'"),
+        (["bench", "regression", "--methods", "none+morgan"], "after '+' comes a featuriser"),
     ]
     for args, message in cases:
         result = runner.invoke(app, [*args, *out])
@@ -301,3 +302,17 @@ def test_rf_is_refused_for_dta(tmp_path) -> None:
     args = ["bench", "dta", "--methods", "rf", "--out", str(tmp_path / "r")]
     result = runner.invoke(app, [*args, "--work", str(tmp_path / "w")])
     assert result.exit_code == 2 and "not to the dta protocol" in " ".join(result.stderr.split())
+
+
+def test_a_featuriser_row_beside_none(tmp_path) -> None:
+    out, work = tmp_path / "results", tmp_path / "work"
+    args = ["bench", "regression", "--datasets", "freesolv", "--methods", "none+ogb"]
+    args += ["--seeds", "0", "--epochs", "1", "--out", str(out), "--work", str(work)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rec = json.loads((out / "regression" / "none+ogb" / "freesolv" / "seed0.json").read_text())
+    assert rec["method"] == "none+ogb" and rec["featurizer"] == "ogb" and rec["init"] is None
+    model = json.loads((work / "regression" / "none+ogb" / "freesolv" / "seed0-ogb-ep1" /
+                        "config.json").read_text())  # fmt: skip
+    assert model["featurizer"] == "ogb"
+    assert "none+ogb" in (out / "README.md").read_text()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fewmol.bench.protocols import Protocol
+from fewmol.chem.featurize import FEATURIZERS
 from fewmol.data.dta import load_dta
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
@@ -133,6 +134,16 @@ def init_for(method: str, pretrained: dict[str, str]) -> str | None:
             f"not {method!r}"
         )
     return method
+
+
+def split_row_name(method: str) -> tuple[str, str | None]:
+    """'none+ogb' -> ('none', 'ogb'): a row of a method trained on another featuriser."""
+    base, plus, feat = method.partition("+")
+    if plus and feat not in FEATURIZERS:
+        raise InvalidInputError(
+            f"method {method!r}: after '+' comes a featuriser ({', '.join(FEATURIZERS)})"
+        )
+    return base, feat or None
 
 
 def featurizer_for(init: str | None, explicit: str | None = None) -> str:
@@ -312,8 +323,9 @@ def run_grid(
             inits[m], feats[m] = None, RF_FEATURES
             continue
         try:
-            inits[m] = init_for(m, pretrained)
-            feats[m] = featurizer_for(inits[m], featurizer)
+            base, row_feat = split_row_name(m)
+            inits[m] = init_for(m if m in pretrained else base, pretrained)
+            feats[m] = featurizer_for(inits[m], row_feat or featurizer)
         except ModelFileError as e:
             raise ModelFileError(
                 f"method {m!r}: {e}; pass --pretrained {m}=ENCODER_DIR (a `fewmol pretrain` "
