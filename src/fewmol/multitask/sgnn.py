@@ -101,15 +101,26 @@ class StateLayer(nn.Module):
         inv_deg: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Updated (node states, edge states)."""
-        # Endpoint i of edge (i, j) with label c hears Σ_c' h_ij^{c c'}; endpoint j hears Σ_c.
-        agg = h.new_zeros(h.shape).index_add(1, src, e.sum(3)).index_add(1, dst, e.sum(2))
-        h_new = self.node_lin(h + agg * inv_deg.view(1, -1, 1, 1))
+        h_new = self.node_update(h, e, src, dst, inv_deg)
         # W_p (h_i^c + h_j^c') + b = (W_p h_i^c + b) + (W_p h_j^c' + b) − b: the product runs
         # once per task state (T·C) instead of once per edge-state entry (M·C·C)
         p = self.pair_lin(h)
         pair = p[:, src].unsqueeze(3) + p[:, dst].unsqueeze(2) - self.pair_lin.bias.to(p.dtype)
         e_new = self.edge_lin(e + pair)  # (B, M, C, C, d)
         return h_new, e_new
+
+    def node_update(
+        self,
+        h: torch.Tensor,
+        e: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        inv_deg: torch.Tensor,
+    ) -> torch.Tensor:
+        """Updated node states alone (the edge states' update is not computed)."""
+        # Endpoint i of edge (i, j) with label c hears Σ_c' h_ij^{c c'}; endpoint j hears Σ_c.
+        agg = h.new_zeros(h.shape).index_add(1, src, e.sum(3)).index_add(1, dst, e.sum(2))
+        return self.node_lin(h + agg * inv_deg.view(1, -1, 1, 1))
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -191,8 +202,15 @@ class StructuredHead(nn.Module):
         """Number of undirected task-graph edges M."""
         return int(self.pairs.shape[1])
 
-    def states(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Node (B, T, C, R) and edge (B, M, C, C, R) states, every layer concatenated."""
+    def states(
+        self, z: torch.Tensor, edges: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Node (B, T, C, R) and edge (B, M, C, C, R) states, every layer concatenated.
+
+        ``edges=False`` skips what only the edge readout reads (the last layer's edge update,
+        the concatenation) and returns None for the edge states: the logits need node states
+        only.
+        """
         b, t, m, d, c = z.shape[0], self.num_tasks, self.num_edges, self.state_dim, NUM_CLASSES
         task = self.task_gcn(self.gcn_edge_index, self.gcn_edge_weight)  # (T, dt)
         src, dst = self.pairs[0], self.pairs[1]
@@ -200,21 +218,27 @@ class StructuredHead(nn.Module):
         h = self.node_init(zb, task.unsqueeze(0)).view(b, t, c, d)
         e = self.edge_init(zb, task[src].unsqueeze(0), task[dst].unsqueeze(0)).view(b, m, c, c, d)
         hs, es = [h], [e]
+        last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
-            h, e = layer(h, e, src, dst, self.inv_deg)
-            if k < len(self.layers) - 1:
-                h, e = torch.relu(h), torch.relu(e)
+            if k == last and not edges:  # only the edge readout reads the last edge update
+                h = layer.node_update(h, e, src, dst, self.inv_deg)
+            else:
+                h, e = layer(h, e, src, dst, self.inv_deg)
+                if k < last:
+                    e = torch.relu(e)
+                es.append(e)
+            if k < last:
+                h = torch.relu(h)
             h = nn.functional.dropout(h, self.dropout, self.training)
             hs.append(h)
-            es.append(e)
-        return torch.cat(hs, dim=-1), torch.cat(es, dim=-1)
+        return torch.cat(hs, dim=-1), torch.cat(es, dim=-1) if edges else None
 
     def forward(self, z: torch.Tensor, potentials: bool = True) -> SGNNOutput:
         """Logits, and (if ``potentials``) the log-potential tables of the energy."""
-        h, e = self.states(z)
+        h, e = self.states(z, edges=potentials)
         b, t = h.shape[:2]
         logits = self.logit_readout(h.reshape(b, t, -1)).squeeze(-1)
-        if not potentials:
+        if e is None:
             return SGNNOutput(logits)
         node = self._log_table(self.node_readout(h).squeeze(-1))  # (B, T, C)
         m, c = e.shape[1], NUM_CLASSES

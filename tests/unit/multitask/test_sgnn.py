@@ -124,3 +124,25 @@ def test_state_layer_matches_the_per_edge_formula() -> None:
             for cj in range(c):
                 want = layer.edge_lin(e[:, m, ci, cj] + layer.pair_lin(h[:, i, ci] + h[:, j, cj]))
                 torch.testing.assert_close(e_new[:, m, ci, cj], want)
+
+
+def test_logits_alone_skip_the_edge_readout_and_agree_with_the_full_forward() -> None:
+    torch.manual_seed(0)
+    head = StructuredHead(8, _random_graph(8, 12), None, 5, 4, 6, 8, num_layers=3).eval()
+    z = torch.randn(4, 5)
+    full, alone = head(z), head(z, potentials=False)
+    torch.testing.assert_close(alone.logits, full.logits)
+    assert alone.edge_pot is None and alone.node_pot is None
+    h, e = head.states(z, edges=False)
+    assert e is None and h.shape == (4, 8, 2, 6 * 4)
+    # the last layer's edge update is not built when only logits are asked for
+    shapes: list[tuple[int, ...]] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t,
+                                                  lambda t: t):  # fmt: skip
+        head.train()(z, potentials=False).logits.sum().backward()
+    n_full: list[tuple[int, ...]] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: n_full.append(tuple(t.shape)) or t,
+                                                  lambda t: t):  # fmt: skip
+        head(z, potentials=True).logits.sum().backward()
+    edge_saved = sum(1 for s in shapes if 12 in s)
+    assert edge_saved < sum(1 for s in n_full if 12 in s)
