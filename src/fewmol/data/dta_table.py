@@ -5,6 +5,8 @@ Rows are checked like ``fewmol finetune``'s (unparsable SMILES, non-numeric or m
 affinities) plus the sequence (one-letter amino-acid codes only); bad rows are listed with their
 row, file line and reason, and skipped or, with ``on_invalid="error"``, refused. Drugs are the
 distinct canonical SMILES, proteins the distinct sequences (upper-cased), each stored once.
+Repeated measurements of one (drug, protein) pair are averaged into one pair (listed as merged
+replicates), so no pair can sit in training and in the test set at once.
 
 Splits over pairs (8-1-1, seeded): ``random``; ``cold-drug``, where valid and test drugs are
 never seen in training (DeepDTA's setting 2); ``cold-protein``, the same for proteins
@@ -23,7 +25,7 @@ import pandas as pd
 
 from fewmol.data.dta import DTAData, ProteinSet
 from fewmol.data.splits import Split, random_split
-from fewmol.data.tables import BAD_ROW_COLUMNS, Table, read_table
+from fewmol.data.tables import BAD_ROW_COLUMNS, REPLICATE, Table, read_table
 from fewmol.errors import InvalidInputError
 
 PAIR_SPLITS = ("random", "cold-drug", "cold-protein")
@@ -105,6 +107,42 @@ def _problems(table: Table, rows: np.ndarray, column: str, reasons: list[str]) -
     )[BAD_ROW_COLUMNS]
 
 
+def _merge_replicate_pairs(
+    table: Table, drug: np.ndarray, prot: np.ndarray
+) -> tuple[Table, np.ndarray, np.ndarray]:
+    """One pair per (drug, protein): replicate measurements averaged into the first row.
+
+    Left apart, a replicate could land in training and its twin in the test set. The later rows
+    are listed in bad_rows as merged replicates (not invalid).
+    """
+    key = pd.Series(drug.astype(np.int64) * (int(prot.max()) + 1) + prot)
+    if not key.duplicated().any():
+        return table, drug, prot
+    group = pd.factorize(key)[0]
+    first = pd.Series(np.arange(len(key))).groupby(group).transform("first").to_numpy()
+    later = np.flatnonzero(np.arange(len(key)) != first)
+    y = table.targets[:, 0].astype(np.float64)
+    mean = pd.Series(y).groupby(group).transform("mean").to_numpy()
+    keep = np.flatnonzero(np.arange(len(key)) == first)
+    rows = table.rows
+    reasons = [
+        f"{REPLICATE} {rows[first[k]]} (line {rows[first[k]] + 2}): its affinity was averaged "
+        "into that row"
+        for k in later
+    ]
+    bad = pd.concat([table.bad_rows, _problems(table, rows[later], "", reasons)])
+    bad = bad.sort_values("row", kind="stable").reset_index(drop=True)
+    merged = dataclasses.replace(
+        table,
+        smiles=[table.smiles[k] for k in keep],
+        input_smiles=[table.input_smiles[k] for k in keep],
+        rows=rows[keep],
+        targets=mean[keep, None].astype(table.targets.dtype),
+        bad_rows=bad,
+    )
+    return merged, drug[keep], prot[keep]
+
+
 def load_dta_table(
     source: str | Path | pd.DataFrame,
     smiles_col: str | None = None,
@@ -168,6 +206,7 @@ def load_dta_table(
     drug_codes, drugs = pd.factorize(pd.Series(table.smiles, dtype=object))
     seqs = raw[pcol].astype(str).str.strip().str.upper().to_numpy(dtype=object)[table.rows]
     prot_codes, uniq_seqs = pd.factorize(pd.Series(seqs, dtype=object))
+    table, drug_codes, prot_codes = _merge_replicate_pairs(table, drug_codes, prot_codes)
     proteins = ProteinSet.from_sequences(
         [f"seq{k}" for k in range(len(uniq_seqs))], [str(s) for s in uniq_seqs]
     )

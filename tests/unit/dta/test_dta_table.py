@@ -34,20 +34,21 @@ def _table(tmp_path: Path, rows=ROWS, cols=("smiles", "sequence", "pKd")) -> Pat
 def test_pairs_drugs_and_proteins_are_stored_once_and_bad_rows_named(tmp_path: Path) -> None:
     data, table = load_dta_table(_table(tmp_path))
     assert data.units == "pKd" and data.name == "pairs"
-    assert data.pair_rows.tolist() == [0, 1, 2, 7, 8]
+    assert data.pair_rows.tolist() == [0, 2, 7, 8]  # row 1 repeats row 0's pair: averaged
     assert data.drug_ids == ["CCO", "c1ccccc1", "CCN", "CC(=O)O"]  # canonical, distinct
     assert len(data.proteins) == 3  # SEQ_A in two cases is one protein
-    assert data.drug_idx.tolist() == [0, 0, 1, 2, 3] and data.prot_idx.tolist() == [0, 0, 1, 2, 0]
-    np.testing.assert_allclose(data.affinity, [5.1, 5.3, 7.0, 8.2, 4.9])
+    assert data.drug_idx.tolist() == [0, 1, 2, 3] and data.prot_idx.tolist() == [0, 1, 2, 0]
+    np.testing.assert_allclose(data.affinity, [5.2, 7.0, 8.2, 4.9])
     assert data.proteins.sequence(1) == SEQ_B
     reasons = dict(zip(table.bad_rows["row"], table.bad_rows["reason"]))
     assert reasons[3].startswith("invalid SMILES")
     assert reasons[4] == "protein sequence has characters other than amino-acid letters: '-'"
     assert reasons[5] == "empty protein sequence" and reasons[6] == "no labels"
+    assert reasons[1] == "replicate of row 0 (line 2): its affinity was averaged into that row"
     assert (table.bad_rows["line"] == table.bad_rows["row"] + 2).all()
     assert table.summary(None) == (
-        "read 9 rows: 5 kept, 4 invalid (1 invalid SMILES, 1 row without labels, "
-        "1 empty protein sequence, 1 invalid protein sequence)"
+        "read 9 rows: 4 kept (1 replicates merged into them), 4 invalid (1 invalid SMILES, "
+        "1 row without labels, 1 empty protein sequence, 1 invalid protein sequence)"
     )
 
 
@@ -66,7 +67,7 @@ def test_user_errors(tmp_path: Path) -> None:
     nameless = _table(tmp_path, ROWS, ("smiles", "chain", "pKd"))
     with pytest.raises(InvalidInputError, match="pass --protein-col"):
         load_dta_table(nameless)
-    assert load_dta_table(nameless, protein_col="chain")[0].n_pairs == 5
+    assert load_dta_table(nameless, protein_col="chain")[0].n_pairs == 4
     with pytest.raises(InvalidInputError, match="--split must be one of"):
         load_dta_table(p, split="scaffold")
 
