@@ -3,7 +3,8 @@
 # (issue 7): each pre-trains on the same data and budget as the shipped GraphMVP-C checkpoint
 # (the fixed-seed 50k MOSES sample, 7 epochs; its card: src/fewmol/assets/checkpoints/
 # graphmvp-c), 2D graphs only, then is fine-tuned on the classification sets under the "none"
-# row's protocol (scaffold split, 100 epochs, seeds 0,1,2). Each record carries its encoder's
+# row's protocol (scaffold split, 100 epochs, seeds 0,1,2); PROTOCOL=regression fine-tunes the
+# same encoders on the regression table. Each record carries its encoder's
 # pre-training budget and wall time.
 #   OMP_NUM_THREADS=1 METHODS=attrmask nohup benchmarks/run_pretrain_rows.sh > benchmarks/logs/rows.log 2>&1 &
 # A variant of one method gets its own row with NAME and PRETRAIN_ARGS (passed to fewmol
@@ -30,7 +31,14 @@ MOLS="${MOLS:-50000}"
 EPOCHS_PRE="${EPOCHS_PRE:-7}"
 BATCH="${BATCH:-256}"
 PRECISION="${PRECISION:-bf16-mixed}"
-DATASETS="${DATASETS:-bbbp,sider,clintox,bace}"
+# PROTOCOL=regression fine-tunes the same encoders on the regression table instead (default
+# sets: the three small ones; Malaria and CEP take ~20 min per cell at reduced epochs)
+PROTOCOL="${PROTOCOL:-classification}"
+case "$PROTOCOL" in
+    classification) DATASETS="${DATASETS:-bbbp,sider,clintox,bace}" ;;
+    regression) DATASETS="${DATASETS:-esol,freesolv,lipo}" ;;
+    *) echo "PROTOCOL must be classification or regression, not $PROTOCOL" >&2; exit 2 ;;
+esac
 WORK="${WORK:-benchmarks/work}"
 EXTRA=()
 [ -n "${EPOCHS_FT:-}" ] && EXTRA+=(--epochs "$EPOCHS_FT")
@@ -46,14 +54,14 @@ row_done() {
     local ds s
     for ds in ${DATASETS//,/ }; do
         for s in ${SEEDS//,/ }; do
-            [ -f "$RESULTS/classification/$1/$ds/seed$s.json" ] || return 1
+            [ -f "$RESULTS/$PROTOCOL/$1/$ds/seed$s.json" ] || return 1
         done
     done
 }
 # the encoder dir of a row (a method, or NAME for a variant)
 row_dir() { echo "$WORK/pretrain/rows-$1-${MOLS}x${EPOCHS_PRE}"; }
 finetune_row() {
-    "$FEWMOL" bench classification --methods "$1" --pretrained "$1=$2" \
+    "$FEWMOL" bench "$PROTOCOL" --methods "$1" --pretrained "$1=$2" \
         --seeds "$SEEDS" --datasets "$DATASETS" --precision "$PRECISION" \
         --out "$RESULTS" --work "$WORK" "${EXTRA[@]}"
 }

@@ -28,6 +28,7 @@ if [ "$1" = pretrain ]; then
 else
     prev=""; for a in "$@"; do [ "$prev" = --methods ] && m="$a"; prev="$a"; done
     echo "finetune $m $WORKER" >> "$LOG"
+    [ "$2" = classification ] || echo "protocol $2" >> "$LOG"
 fi
 """
 
@@ -79,3 +80,18 @@ def test_a_row_with_every_record_is_not_pretrained_again(tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     assert "aa: every cell" in out.stdout
     assert (tmp_path / "log").read_text().splitlines() == ["pretrain bb", "finetune bb w1"]
+
+
+def test_regression_protocol_fine_tunes_the_regression_table(tmp_path: Path) -> None:
+    done = tmp_path / "results" / "regression" / "aa" / "esol" / "seed0.json"
+    done.parent.mkdir(parents=True)
+    done.write_text("{}")
+    env = _env(tmp_path, "w1", PROTOCOL="regression", DATASETS="esol")
+    out = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "aa: every cell" in out.stdout  # its regression record counts, not classification's
+    log = (tmp_path / "log").read_text().splitlines()
+    assert log == ["pretrain bb", "finetune bb w1", "protocol regression"]
+    bad = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, "w1", PROTOCOL="dta"),
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "PROTOCOL must be" in bad.stderr
