@@ -911,9 +911,11 @@ def long_to_wide(
     """A long table (one row per molecule-task measurement) as a sparse wide one.
 
     Row i of the result is row i of the input (so bad rows keep their row and line numbers)
-    with its label in its task's column and the other task columns empty; read it with
-    ``read_table(..., duplicates="merge")`` to get one row per molecule. Returns (wide table,
-    its SMILES column, task names in order of first appearance, the source's name).
+    with its other columns (SMILES, IDs, a split column, ...) as they are, its label in its
+    task's column and the other task columns empty; read it with ``read_table(...,
+    duplicates="merge")`` to get one row per molecule (which keeps the first row's other
+    columns). Returns (wide table, its SMILES column, task names in order of first
+    appearance, the source's name).
     """
     df, where, _ = _load(source)
     smiles_col = (
@@ -933,9 +935,12 @@ def long_to_wide(
     names = [str(t) for t in pd.unique(task[named])]
     if not names:
         raise InvalidInputError(f"the task column '{task_col}' of {where} is empty")
-    if smiles_col in names:
+    kept = [c for c in df.columns if c not in (task_col, label_col)]
+    clash = sorted(set(names) & set(kept))
+    if clash:
         raise InvalidInputError(
-            f"a task in '{task_col}' is named like the SMILES column ('{smiles_col}'); rename it"
+            f"task(s) in '{task_col}' named like another column of {where}: "
+            f"{', '.join(clash[:5])}; rename them"
         )
     if len(df) * len(names) > MAX_LONG_CELLS:
         raise InvalidInputError(
@@ -945,8 +950,7 @@ def long_to_wide(
     code = pd.Index(names).get_indexer(task[named])
     cells = np.full((len(df), len(names)), "", dtype=object)
     cells[np.flatnonzero(named), code] = df[label_col].to_numpy(dtype=object)[named]
-    wide = pd.DataFrame(cells, columns=names)
-    wide.insert(0, smiles_col, df[smiles_col].to_numpy(dtype=object))
+    wide = pd.concat([df[kept].reset_index(drop=True), pd.DataFrame(cells, columns=names)], axis=1)
     return wide, smiles_col, names, where
 
 

@@ -95,3 +95,22 @@ def test_too_many_cells_is_refused_with_advice(monkeypatch, tmp_path: Path) -> N
     _long(WIDE).to_csv(p, index=False)
     with pytest.raises(InvalidInputError, match="pivot it to one row per molecule"):
         long_to_wide(p, "assay", "active")
+
+
+def test_other_columns_ride_along_and_task_names_must_not_clash(tmp_path: Path) -> None:
+    df = _long(WIDE)
+    df["batch_id"] = [f"b{i}" for i in range(len(df))]
+    p = tmp_path / "long.csv"
+    df.to_csv(p, index=False)
+    wide, smiles_col, tasks, _ = long_to_wide(p, "assay", "active")
+    assert list(wide.columns) == ["smiles", "batch_id", *tasks]
+    assert wide["batch_id"].tolist() == df["batch_id"].tolist()  # row i is input row i
+    inp = load_input(str(p), long_format=("assay", "active"))
+    first = {s: b for s, b in zip(df["smiles"][::-1], df["batch_id"][::-1])}  # first wins
+    assert inp.table.raw["batch_id"].to_numpy()[inp.rows].tolist() == [
+        first[s] for s in inp.table.input_smiles
+    ]
+    df.loc[0, "assay"] = "batch_id"
+    df.to_csv(p, index=False)
+    with pytest.raises(InvalidInputError, match="named like another column.*batch_id"):
+        long_to_wide(p, "assay", "active")
