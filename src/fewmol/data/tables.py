@@ -539,6 +539,26 @@ def task_type_notes(values: np.ndarray, target_cols: list[str], task_type: str) 
     return notes
 
 
+def scale_notes(values: np.ndarray, target_cols: list[str]) -> list[str]:
+    """A note per regression column whose positive labels span three or more orders of
+    magnitude (a raw concentration such as IC50 in nM): a log scale trains far better."""
+    notes = []
+    for j, col in enumerate(target_cols):
+        v = values[:, j]
+        v = v[np.isfinite(v)]
+        if len(v) < 10 or v.min() <= 0:
+            continue
+        decades = float(np.log10(v.max() / v.min()))
+        if decades >= 3:
+            notes.append(
+                f"column '{col}' is positive and spans {decades:.1f} orders of magnitude "
+                f"({v.min():g} to {v.max():g}): if it is a concentration (IC50, Ki, Kd), "
+                "models learn it far better on a log scale, e.g. pIC50 = 9 - log10(IC50 in nM); "
+                "convert the column before training"
+            )
+    return notes
+
+
 def _problems(rows: np.ndarray, column: str, reasons: pd.Series | str) -> pd.DataFrame:
     reason = reasons.to_numpy(dtype=object) if isinstance(reasons, pd.Series) else reasons
     return pd.DataFrame({"row": rows.astype(np.int64), "column": column, "reason": reason})
@@ -877,6 +897,8 @@ def read_table(
     if inferred and target_cols and task_type is not None:
         table.notes = task_type_notes(values, target_cols, task_type)
     table.notes += merge_notes
+    if table.task_type == "regression" and table.targets is not None:
+        table.notes += scale_notes(table.targets, table.target_names)
 
     if table.n_kept == 0:
         exc = InvalidInputError(

@@ -514,3 +514,16 @@ def test_large_table_is_fast():
     t = read_table(df, duplicates="keep")
     assert time.perf_counter() - start < 10
     assert t.n_input == n and len(t.bad_rows) >= n // 5
+
+
+def test_a_raw_concentration_column_gets_a_log_scale_note():
+    smiles = ["C" * k for k in range(1, 21)]
+    ic50 = [f"{x:g}" for x in np.geomspace(0.5, 25000, 20)]
+    t = read_table(pd.DataFrame({"smiles": smiles, "IC50 (nM)": ic50}), task_type="regression")
+    [note] = t.notes
+    assert note.startswith("column 'IC50 (nM)' is positive and spans 4.7 orders of magnitude")
+    assert "pIC50 = 9 - log10(IC50 in nM)" in note
+    p = [f"{9 - np.log10(float(x)):.3f}" for x in ic50]  # the same data as pIC50: no note
+    assert read_table(pd.DataFrame({"smiles": smiles, "y": p}), task_type="regression").notes == []
+    few = read_table(pd.DataFrame({"smiles": smiles[:5], "y": ic50[:5]}), task_type="regression")
+    assert few.notes == []  # too few labels to judge
