@@ -78,15 +78,21 @@ def pair_split(
         raise InvalidInputError(f"--split must be one of {', '.join(PAIR_SPLITS)}, got {how!r}")
     n = len(drug_idx)
     if how == "random":
-        return random_split(n, seed=seed)
+        split = random_split(n, seed=seed)
+        if min(split.sizes().values()) == 0:
+            raise InvalidInputError(
+                f"{n} pairs leave a part of the 8-1-1 split empty; it needs about 10 or more"
+            )
+        return split
     groups = np.asarray(drug_idx if how == "cold-drug" else prot_idx)
     n_groups = int(groups.max()) + 1 if n else 0
-    if n_groups < 3:
+    by_group = random_split(n_groups, seed=seed)
+    if min(by_group.sizes().values()) == 0:
         what = "drugs" if how == "cold-drug" else "proteins"
         raise InvalidInputError(
-            f"--split {how} needs at least 3 distinct {what} (one per part), got {n_groups}"
+            f"--split {how} puts whole {what} in train, valid and test (8-1-1): {n_groups} "
+            f"distinct {what} leave a part empty; it needs about 10 or more"
         )
-    by_group = random_split(n_groups, seed=seed)
     part = np.empty(n_groups, dtype=np.int64)
     for k, ids in enumerate((by_group.train, by_group.valid, by_group.test)):
         part[ids] = k
