@@ -672,7 +672,9 @@ def _finish(
             rows, firsts = ok[dup], first[dup]
             at = pd.Series(firsts).astype(str) + " (line " + pd.Series(firsts + 2).astype(str)
             labelled = values is not None and values.shape[1] > 0
-            if duplicates == "merge" and labelled:
+            if duplicates == "merge" and not labelled:  # SMILES only: a repeat, not a problem
+                reason = REPLICATE + " " + at + "): the same molecule"
+            elif duplicates == "merge":
                 values = _merge_replicates(values, ok, first, task_type, notes)
                 reason = REPLICATE + " " + at + "): its labels were merged into that row"
                 unlabeled = np.flatnonzero(np.isnan(values[np.unique(firsts)]).all(axis=1))

@@ -256,7 +256,7 @@ def _read_smiles_table(
     path = Path(data)
     if path.is_file():
         table = read_table(
-            path, smiles_col, None, None, "skip", require_targets=False, duplicates="first"
+            path, smiles_col, None, None, "skip", require_targets=False, duplicates="merge"
         )
         n_rows = table.n_input
         sel = sample_indices(len(table.smiles), max_molecules)
@@ -270,7 +270,7 @@ def _read_smiles_table(
     n_rows = len(frame)
     frame = frame.iloc[sample_indices(n_rows, max_molecules)].reset_index(drop=True)
     table = read_table(
-        frame, spec.smiles_col, None, None, "skip", require_targets=False, duplicates="first"
+        frame, spec.smiles_col, None, None, "skip", require_targets=False, duplicates="merge"
     )
     return table, {"source": spec.name, "n_input_rows": n_rows}
 

@@ -527,3 +527,13 @@ def test_a_raw_concentration_column_gets_a_log_scale_note():
     assert read_table(pd.DataFrame({"smiles": smiles, "y": p}), task_type="regression").notes == []
     few = read_table(pd.DataFrame({"smiles": smiles[:5], "y": ic50[:5]}), task_type="regression")
     assert few.notes == []  # too few labels to judge
+
+
+def test_merge_without_labels_lists_repeats_as_replicates_not_invalid():
+    df = pd.DataFrame({"smiles": ["CCO", "OCC", "bad(", "c1ccccc1"]})
+    t = read_table(df, require_targets=False, duplicates="merge")
+    assert t.smiles == ["CCO", "c1ccccc1"] and t.n_invalid == 1 and t.n_merged == 1
+    assert _reasons(t, 1) == ["replicate of row 0 (line 2): the same molecule"]
+    assert t.summary(None) == (
+        "read 4 rows: 2 kept (1 replicates merged into them), 1 invalid (1 invalid SMILES)"
+    )
