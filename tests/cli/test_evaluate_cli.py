@@ -144,3 +144,21 @@ def test_multitask_dir_is_scored_with_its_probabilities(tmp) -> None:
     expected = classification_metrics(y[keep], p[keep])["roc_auc"]
     assert r["metrics"]["roc_auc"] == pytest.approx(expected, abs=1e-9)
     assert "applicability" not in r and r["model_test_at_best_valid"] is not None
+
+
+def test_long_format_labels_score_like_their_wide_twin(cls_model, tmp) -> None:
+    wide = pd.read_csv(TINY, dtype=str, keep_default_na=False)
+    smiles = "Canonical SMILES"
+    long = wide.melt(id_vars=smiles, value_vars=TASKS, var_name="assay", value_name="y")
+    long = long[long["y"] != ""].sample(frac=1.0, random_state=0)
+    path = tmp / "long_labels.csv"
+    long.to_csv(path, index=False)
+    a, b = tmp / "wide.json", tmp / "long.json"
+    cli_ok(["evaluate", cls_model, TINY, "--out", a])
+    cli_ok(["evaluate", cls_model, path, "--task-col", "assay", "--label-col", "y", "--out", b])
+    ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
+    # the same (molecule, task) labels, one per row instead of one row per molecule
+    assert rb["n_labels"] == ra["n_labels"]
+    for t in TASKS:
+        assert rb["per_task"][t]["roc_auc"] == pytest.approx(ra["per_task"][t]["roc_auc"])
+    cli_user_error(["evaluate", cls_model, path, "--label-col", "y"], "go together")

@@ -10,9 +10,11 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from fewmol.cli.common import (
+    check_table_options,
     console,
     err_console,
     inference_precision_option,
+    label_col_option,
     split_list,
     user_errors,
 )
@@ -102,6 +104,12 @@ def evaluate(
         help="Label columns: one per model task in the model's order, or TASK=COLUMN pairs "
         "(default: the columns named like the tasks; tasks without one are not scored).",
     ),
+    task_col: str = typer.Option(
+        None,
+        help="Long format: the column naming each row's task (one measurement per row: SMILES, "
+        "task, label; each row is scored on its own task). Needs --label-col.",
+    ),
+    label_col: str = label_col_option(),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
     precision: str = inference_precision_option(),
 ) -> None:
@@ -116,6 +124,7 @@ def evaluate(
             target_cols=split_list(target_cols),
             on_invalid=on_invalid,
             precision=precision,
+            long_format=check_table_options(None, task_col, label_col),
         )
         r = result.report
         err_console.print(r["read"], markup=False)

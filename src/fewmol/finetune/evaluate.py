@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fewmol.chem.mol import NO_HYGIENE
-from fewmol.data.tables import Table, read_table, table_columns
+from fewmol.data.tables import Table, long_to_wide, read_table, table_columns
 from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.applicability import domain_report
 from fewmol.finetune.calibration import calibration_report
@@ -155,12 +155,26 @@ def evaluate_model(
     target_cols: list[str] | None = None,
     on_invalid: str = "skip",
     precision: str = "32-true",
+    long_format: tuple[str, str] | None = None,
 ) -> Evaluation:
-    """Predict the labelled molecules of ``source`` with ``model_dir`` and score them."""
+    """Predict the labelled molecules of ``source`` with ``model_dir`` and score them.
+
+    ``long_format`` = (task column, label column) reads one measurement per row (each row is
+    scored on its own task; repeats stay separate measurements).
+    """
     from fewmol.dta.predict import is_dta_dir
     from fewmol.multitask.predict import is_multitask_dir
 
     model_dir = Path(model_dir)
+    if long_format is not None:
+        if is_dta_dir(model_dir):
+            raise InvalidInputError(
+                "--task-col/--label-col read long tables of molecules; a DTA table already has "
+                "one measured pair per row"
+            )
+        if target_cols:
+            raise InvalidInputError("--target-cols names wide columns; not with --task-col")
+        source, smiles_col, _, _ = long_to_wide(source, *long_format, smiles_col)
     if is_dta_dir(model_dir):
         return _evaluate_dta(model_dir, source, smiles_col, target_cols, precision)
     if is_multitask_dir(model_dir):
