@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -137,3 +138,29 @@ def gathered_mean_loss(module: L.LightningModule, rows: list[tuple[float, int]])
     """Mean of (batch loss, batch size) rows over all ranks, weighted by batch size."""
     a = gather_ranks(module, np.array(rows, dtype=np.float64))
     return float((a[:, 0] * a[:, 1]).sum() / a[:, 1].sum())
+
+
+class RunCounters:
+    """What a resumable run keeps in its checkpoint beside the weights: epochs done, the per-epoch
+    log, the best-validation record (runs that select one) and the wall time so far."""
+
+    epochs_done: int
+    log_rows: list
+    wall_before: float  # seconds spent by earlier processes of this run
+    started: float  # time.time() when this process began the run
+
+    def counters(self) -> dict[str, Any]:
+        """The state to save (JSON-ready)."""
+        state: dict[str, Any] = {"epochs_done": self.epochs_done, "log_rows": self.log_rows}
+        if getattr(self, "best", None) is not None:
+            state["best"] = self.best  # type: ignore[attr-defined]
+        state["wall_s"] = self.wall_before + time.time() - self.started
+        return state
+
+    def restore_counters(self, state: dict[str, Any]) -> None:
+        """Take the counters back from a saved state."""
+        self.epochs_done = int(state["epochs_done"])
+        self.log_rows = list(state["log_rows"])
+        if "best" in state:
+            self.best = state["best"]
+        self.wall_before = float(state.get("wall_s", 0.0))

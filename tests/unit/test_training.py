@@ -51,3 +51,29 @@ def test_mean_loss_weights_batches_by_size() -> None:
     a = np.array(rows + [(101.0, 103), (103.0, 101)])
     want = (a[:, 0] * a[:, 1]).sum() / a[:, 1].sum()
     assert gathered_mean_loss(_FakeModule(2), rows) == pytest.approx(want)
+
+
+def test_run_counters_round_trip_through_a_saved_state() -> None:
+    import json
+    import time
+
+    from fewmol.training import RunCounters
+
+    class Run(RunCounters):
+        def __init__(self, best=None):
+            self.epochs_done, self.log_rows, self.wall_before = 0, [], 0.0
+            self.started = time.time() - 5.0
+            if best is not None:
+                self.best = best
+
+    a = Run(best={"epoch": 3, "valid": 0.7})
+    a.epochs_done, a.log_rows, a.wall_before = 4, [{"epoch": 1}], 10.0
+    state = json.loads(json.dumps(a.counters()))  # what the checkpoint keeps: JSON
+    assert state["epochs_done"] == 4 and state["best"] == {"epoch": 3, "valid": 0.7}
+    assert 15.0 <= state["wall_s"] < 16.0  # earlier processes' time + this one's
+    b = Run(best={"epoch": None, "valid": None})
+    b.restore_counters(state)
+    assert (b.epochs_done, b.log_rows, b.best) == (4, [{"epoch": 1}], {"epoch": 3, "valid": 0.7})
+    assert b.wall_before == state["wall_s"]
+    plain = Run()  # a run without model selection (pre-training) saves no "best"
+    assert "best" not in plain.counters()

@@ -49,7 +49,7 @@ from fewmol.io.checkpoint import (
     write_text,
 )
 from fewmol.io.modeldir import encoder_hparams, git_commit, load_pretrained_encoder
-from fewmol.training import hardware, make_trainer
+from fewmol.training import RunCounters, hardware, make_trainer
 
 SELECT_METRIC = "mse"
 # config.json entries that must match for --resume to continue the same run
@@ -180,7 +180,7 @@ class _DTARecorder(_Recorder):
             pl_module.epoch_metrics["eval_s"] = round(time.time() - self.run.eval_start, 3)
 
 
-class DTARun:
+class DTARun(RunCounters):
     """State of one DTA run in ``out_dir`` (fresh or resumed)."""
 
     def __init__(self, data: DTAData, cfg: DTAConfig, out_dir: Path):
@@ -261,12 +261,7 @@ class DTARun:
             save_tensors(self.out_dir / "model.safetensors", module.model.state_dict())
             self.write_predictions(module.eval_predictions)
         write_text(self.out_dir / "train_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False))
-        state = {
-            "epochs_done": self.epochs_done,
-            "best": self.best,
-            "log_rows": self.log_rows,
-            "wall_s": self.wall_before + time.time() - self.started,
-        }
+        state = self.counters()
         save_training_state(self.ckpt_dir / "last.safetensors", module.model, opt, state)
 
     def write_predictions(
@@ -305,10 +300,7 @@ class DTARun:
         module.optimizer_state, state = load_training_state(
             self.ckpt_dir / "last.safetensors", module.model
         )
-        self.epochs_done = int(state["epochs_done"])
-        self.best = state["best"]
-        self.log_rows = state["log_rows"]
-        self.wall_before = float(state.get("wall_s", 0.0))
+        self.restore_counters(state)
 
     # -------------------------------------------------------------- main
     def build(self) -> tuple[DTAModule, dict[str, Any]]:

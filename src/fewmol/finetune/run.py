@@ -53,7 +53,7 @@ from fewmol.io.checkpoint import (
     write_text,
 )
 from fewmol.io.modeldir import build_model, encoder_hparams, git_commit, load_pretrained_encoder
-from fewmol.training import hardware, make_trainer
+from fewmol.training import RunCounters, hardware, make_trainer
 
 
 class _Recorder(L.Callback):
@@ -73,7 +73,7 @@ class _Recorder(L.Callback):
             self.run.record_epoch(row, pl_module, trainer.optimizers[0])
 
 
-class FinetuneRun:
+class FinetuneRun(RunCounters):
     """State of one fine-tuning run in ``out_dir`` (fresh or resumed)."""
 
     def __init__(
@@ -157,12 +157,7 @@ class FinetuneRun:
             self.best = {"epoch": row["epoch"], "valid": valid}
             save_tensors(self.out_dir / "model.safetensors", module.model.state_dict())
         write_text(self.out_dir / "train_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False))
-        state = {
-            "epochs_done": self.epochs_done,
-            "best": self.best,
-            "log_rows": self.log_rows,
-            "wall_s": self.wall_before + time.time() - self.started,
-        }
+        state = self.counters()
         save_training_state(self.ckpt_dir / "last.safetensors", module.model, opt, state)
 
     def restore(self, module: FinetuneModule) -> None:
@@ -170,10 +165,7 @@ class FinetuneRun:
         module.optimizer_state, state = load_training_state(
             self.ckpt_dir / "last.safetensors", module.model
         )
-        self.epochs_done = int(state["epochs_done"])
-        self.best = state["best"]
-        self.log_rows = state["log_rows"]
-        self.wall_before = float(state.get("wall_s", 0.0))
+        self.restore_counters(state)
 
     # -------------------------------------------------------------- main
     def fit(self, graphs: GraphSet, resume: bool = False) -> dict[str, Any]:

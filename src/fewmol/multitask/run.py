@@ -52,7 +52,7 @@ from fewmol.multitask.model import METHODS, STRUCTURED, build_net
 from fewmol.multitask.module import MultitaskModule
 from fewmol.multitask.sgnn_ebm import label_frequencies
 from fewmol.multitask.task_graph import TaskGraph
-from fewmol.training import hardware, make_trainer
+from fewmol.training import RunCounters, hardware, make_trainer
 
 GRAPH_FILE = "task_graph.json"
 STL_DIR = "tasks"
@@ -156,7 +156,7 @@ class _Recorder(L.Callback):
             run.record_epoch(row, pl_module, trainer.optimizers[0])
 
 
-class MultitaskRun:
+class MultitaskRun(RunCounters):
     """State of one multi-task run in ``out_dir`` (fresh or resumed)."""
 
     def __init__(
@@ -330,13 +330,7 @@ class MultitaskRun:
             return
         self.saved_at = time.time()
         write_text(self.out_dir / "train_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False))
-        state = {
-            "unit": self.unit,
-            "epochs_done": self.epochs_done,
-            "best": self.best,
-            "log_rows": self.log_rows,
-            "wall_s": self.wall_before + time.time() - self.started,
-        }
+        state = {"unit": self.unit, **self.counters()}
         save_training_state(self.ckpt_dir / "last.safetensors", module.train_state, opt, state)
 
     def _restore(self, config: dict[str, Any]) -> MultitaskModule | None:
@@ -366,9 +360,8 @@ class MultitaskRun:
             )
         module = self._module(config, unit)
         module.optimizer_state, state = load_training_state(path, module.train_state)
-        self.unit, self.epochs_done = int(state["unit"]), int(state["epochs_done"])
-        self.best, self.log_rows = state["best"], state["log_rows"]
-        self.wall_before = float(state.get("wall_s", 0.0))
+        self.unit = int(state["unit"])
+        self.restore_counters(state)
         if self.epochs_done >= self.cfg.epochs:
             self.unit, self.epochs_done = self.unit + 1, 0
             return None

@@ -49,7 +49,7 @@ from fewmol.pretrain.losses import GraphMVPLoss
 from fewmol.pretrain.methods import METHODS
 from fewmol.pretrain.methods.contextual import build_context_vocab
 from fewmol.pretrain.module import GraphMVPModule, Pretrain2DModule, PretrainModule
-from fewmol.training import hardware, make_trainer
+from fewmol.training import RunCounters, hardware, make_trainer
 
 # settings that may change between a run and its resume
 _RESUMABLE = {
@@ -225,7 +225,7 @@ class _Recorder(L.Callback):
             self.run.record_epoch(row, pl_module, trainer.optimizers[0])
 
 
-class PretrainRun:
+class PretrainRun(RunCounters):
     """State of one pre-training run in ``out_dir`` (fresh or resumed)."""
 
     def __init__(self, data: PretrainData, cfg: PretrainConfig, out_dir: str | Path):
@@ -302,11 +302,7 @@ class PretrainRun:
             self.out_dir / "pretrain_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False)
         )
         save_encoder(self.out_dir, module.encoder, self.cfg.featurizer, **self.info())
-        state = {
-            "epochs_done": self.epochs_done,
-            "log_rows": self.log_rows,
-            "wall_s": self.wall_before + time.time() - self.started,
-        }
+        state = self.counters()
         save_training_state(self.ckpt, _Unaliased(module), opt, state)  # type: ignore[arg-type]
 
     def restore(self, module: PretrainModule) -> None:
@@ -315,9 +311,7 @@ class PretrainRun:
             self.ckpt,
             _Unaliased(module),  # type: ignore[arg-type]
         )
-        self.epochs_done = int(state["epochs_done"])
-        self.log_rows = list(state["log_rows"])
-        self.wall_before = float(state.get("wall_s", 0.0))
+        self.restore_counters(state)
 
     # -------------------------------------------------------------- main
     def fit(self, resume: bool = False) -> dict[str, Any]:
