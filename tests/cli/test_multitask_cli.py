@@ -453,3 +453,26 @@ def test_long_format_csv_trains_a_multitask_model(tmp, data) -> None:
     assert (bad["line"] == bad["row"] + 2).all()
     cli_user_error(["multitask", path, "--task-col", "assay", "--out", tmp / "x"],
                    "--task-col and --label-col go together")  # fmt: skip
+
+
+def test_long_pchembl_table_with_a_threshold(tmp, data) -> None:
+    wide = pd.read_csv(data, dtype=str, keep_default_na=False)
+    long = wide.melt(id_vars="smiles", var_name="target", value_name="active")
+    long = long[long["active"] != ""].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    # the same classes as pChEMBL-like values: actives 6.5-8, inactives 4-5.5
+    act = long["active"].astype(int).to_numpy()
+    long["pchembl"] = np.where(
+        act == 1, rng.uniform(6.5, 8, len(long)), rng.uniform(4, 5.5, len(long))
+    )
+    path = tmp / "pchembl_long.csv"
+    long.drop(columns="active").to_csv(path, index=False)
+    out = tmp / "run_pchembl"
+    result = cli_ok(["multitask", path, "--task-col", "target", "--label-col", "pchembl",
+                     "--threshold", "6", "--out", out, "--method", "mtl", "--epochs", "1",
+                     *SMALL])  # fmt: skip
+    assert "--threshold 6: " in result.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    assert sorted(cfg["task_names"]) == sorted(TASKS)
+    cli_user_error(["multitask", "chembl-10", "--threshold", "6", "--out", tmp / "y"],
+                   "--threshold apply to CSVs")  # fmt: skip

@@ -62,6 +62,15 @@ def task_col_option(labels: str) -> typer.models.OptionInfo:
     )
 
 
+def threshold_option() -> typer.models.OptionInfo:
+    """The --threshold option (numeric labels -> 0/1 classes) of finetune and multitask."""
+    return typer.Option(
+        None,
+        help="Make classes of numeric labels: 1 where the label is >= this (e.g. pIC50 >= 6: "
+        "active), 0 below, after replicates are merged.",
+    )
+
+
 def label_col_option() -> typer.models.OptionInfo:
     """The --label-col option (long-format tables) of finetune and multitask."""
     return typer.Option(None, help="Long format: the label column (see --task-col).")

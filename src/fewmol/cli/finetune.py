@@ -20,6 +20,7 @@ from fewmol.cli.common import (
     report_bad_rows,
     split_list,
     task_col_option,
+    threshold_option,
     user_errors,
 )
 from fewmol.data.collate import GraphSet
@@ -70,6 +71,7 @@ def finetune(
     target_cols: str = typer.Option(None, help="Comma-separated target columns (default: auto)."),
     task_col: str = task_col_option("label"),
     label_col: str = label_col_option(),
+    threshold: float = threshold_option(),
     task: str = typer.Option(None, help="classification | regression (default: inferred)."),
     split: str = typer.Option("scaffold", help="scaffold | random | column:NAME | PATH."),
     init: str = typer.Option(None, help="Pre-trained encoder dir or shipped checkpoint name."),
@@ -203,6 +205,7 @@ def finetune(
                     "duplicates": duplicates,
                     "task_col": task_col,
                     "label_col": label_col,
+                    "threshold": threshold,
                     "ensemble": ensemble,
                     "folds": folds,
                     "tune": tune,
@@ -219,7 +222,7 @@ def finetune(
         table, info = load_dataset(
             data, smiles_col, split_list(target_cols), task, on_invalid, data_dir,
             duplicates=duplicates, hygiene=hygiene,
-            long_format=long_format,
+            long_format=long_format, threshold=threshold,
         )  # fmt: skip
         if hygiene.active:
             info = dict(info, hygiene=hygiene.to_dict())

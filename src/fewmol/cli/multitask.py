@@ -18,6 +18,7 @@ from fewmol.cli.common import (
     report_bad_rows,
     split_list,
     task_col_option,
+    threshold_option,
     user_errors,
 )
 from fewmol.errors import InvalidInputError
@@ -77,6 +78,7 @@ def multitask(
     target_cols: str = typer.Option(None, help="Comma-separated task columns (default: auto)."),
     task_col: str = task_col_option("0/1 label"),
     label_col: str = label_col_option(),
+    threshold: float = threshold_option(),
     split: str = typer.Option("random", help="random (8-1-1) | scaffold | column:NAME | PATH."),
     init: str = typer.Option(None, help="Pre-trained encoder dir or shipped checkpoint name."),
     epochs: int = typer.Option(100, min=1),
@@ -139,7 +141,7 @@ def multitask(
             )
         inp = load_input(
             data, smiles_col, split_list(target_cols), on_invalid, data_dir, duplicates,
-            long_format,
+            long_format, threshold,
         )  # fmt: skip
         the_split = resolve_split(split, inp, seed)
         graph = None
@@ -194,6 +196,7 @@ def multitask(
                 "duplicates": duplicates,
                 "task_col": task_col,
                 "label_col": label_col,
+                "threshold": threshold,
             },
         )
         cfg.check()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from fewmol.chem.mol import NO_HYGIENE, Hygiene
 from fewmol.data import registry
@@ -20,6 +23,7 @@ def load_dataset(
     duplicates: str | None = None,
     hygiene: Hygiene = NO_HYGIENE,
     long_format: tuple[str, str] | None = None,
+    threshold: float | None = None,
 ) -> tuple[Table, dict]:
     """Read DATA (a CSV path or a registry name) into a validated Table plus provenance info.
 
@@ -30,7 +34,19 @@ def load_dataset(
     ``long_format`` = (task column, label column) reads a CSV with one row per measurement
     (SMILES, task, label): one column per task, the rows of one molecule merged (replicates:
     mean, or majority for 0/1 labels), bad rows reported with their own line numbers.
+    ``threshold`` turns numeric labels into classes after reading (and merging replicates):
+    1 where the label is >= threshold (e.g. pIC50 >= 6: active), 0 below, missing stays missing.
     """
+    if threshold is not None:
+        if task == "regression":
+            raise InvalidInputError(
+                "--threshold makes classes of the labels; not with --task regression"
+            )
+        table, info = load_dataset(
+            data, smiles_col, target_cols, "regression", on_invalid, data_dir, duplicates,
+            hygiene, long_format,
+        )  # fmt: skip
+        return binarize(table, threshold), dict(info, threshold=threshold)
     path = Path(data)
     if long_format is not None:
         return _load_long(
@@ -116,3 +132,30 @@ def _load_long(
         "duplicates": {"mode": "merge", "merged_rows": table.n_merged},
     }
     return table, info
+
+
+def binarize(table: Table, threshold: float) -> Table:
+    """The table with 0/1 labels: 1 where a label is >= ``threshold``, missing stays missing.
+
+    A note counts the actives per task and names tasks left with one class only.
+    """
+    y = table.targets
+    if y is None or not y.size:
+        raise InvalidInputError("--threshold needs label columns")
+    values = y[np.isfinite(y)]
+    if values.size and np.isin(values, (0.0, 1.0)).all():
+        raise InvalidInputError(
+            "--threshold makes 0/1 classes of numeric labels; these labels are 0/1 already"
+        )
+    out = np.where(np.isnan(y), np.nan, (y >= threshold).astype(np.float32)).astype(np.float32)
+    n = np.isfinite(out).sum(0)
+    pos = np.nansum(out, 0)
+    one_class = [t for t, k, a in zip(table.target_names, n, pos) if k and (a == 0 or a == k)]
+    notes = [
+        f"--threshold {threshold:g}: {int(pos.sum())} of {int(n.sum())} labels are >= "
+        f"{threshold:g} (class 1)"
+        + (f"; one class only in {', '.join(one_class[:5])}" if one_class else "")
+    ]
+    # the reader's notes on numeric labels (task type, log scale) no longer apply to classes
+    notes += [x for x in table.notes if not x.startswith("task type:") and "orders of" not in x]
+    return dataclasses.replace(table, targets=out, task_type="classification", notes=notes)

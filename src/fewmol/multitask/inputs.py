@@ -85,25 +85,28 @@ def load_input(
     data_dir: Path | None = None,
     duplicates: str | None = None,
     long_format: tuple[str, str] | None = None,
+    threshold: float | None = None,
 ) -> MultitaskInput:
     """Read DATA (CSV path or registry name) into binary multi-task labels.
 
     ``duplicates``: rows of one molecule in a CSV or benchmark (see :func:`read_table`).
     ``long_format`` = (task column, label column): a CSV with one row per measurement
     (SMILES, task, 0/1 label), as assay databases export; its rows of one molecule are merged
-    into one multi-task row (replicates of a task by majority).
+    into one multi-task row (replicates of a task by majority). ``threshold`` makes 0/1 classes
+    of numeric labels (1 where >= threshold), after replicates are averaged.
     """
     path = Path(data)
     if long_format is not None:
         table, info = load_dataset(
             data, smiles_col, target_cols, None, on_invalid, duplicates=duplicates,
-            long_format=long_format,
+            long_format=long_format, threshold=threshold,
         )  # fmt: skip
         return _binary_input(table, info)
     if not path.exists() and is_multitask_name(data):
-        if smiles_col or target_cols:
+        if smiles_col or target_cols or threshold is not None:
             raise InvalidInputError(
-                f"{data} is a named multi-task set; --smiles-col/--target-cols apply to CSVs"
+                f"{data} is a named multi-task set (with its own 0/1 labels); --smiles-col, "
+                "--target-cols and --threshold apply to CSVs"
             )
         ds = load_multitask(data, data_dir)
         n = ds.num_molecules
@@ -123,8 +126,9 @@ def load_input(
             "(e.g. tox21, sider, muv)"
         )
     table, info = load_dataset(
-        data, smiles_col, target_cols, None, on_invalid, data_dir, duplicates=duplicates
-    )
+        data, smiles_col, target_cols, None, on_invalid, data_dir, duplicates=duplicates,
+        threshold=threshold,
+    )  # fmt: skip
     return _binary_input(table, info)
 
 

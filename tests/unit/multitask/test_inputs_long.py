@@ -114,3 +114,21 @@ def test_other_columns_ride_along_and_task_names_must_not_clash(tmp_path: Path) 
     df.to_csv(p, index=False)
     with pytest.raises(InvalidInputError, match="named like another column.*batch_id"):
         long_to_wide(p, "assay", "active")
+
+
+def test_a_threshold_recovers_the_classes_of_numeric_long_labels(tmp_path: Path) -> None:
+    df = _long(WIDE)
+    rng = np.random.default_rng(1)
+    act = df["active"].astype(int).to_numpy()
+    df["pchembl"] = np.where(act == 1, rng.uniform(6.5, 8, len(df)), rng.uniform(4, 5.5, len(df)))
+    p = tmp_path / "long.csv"
+    df.drop(columns="active").to_csv(p, index=False)
+    (tmp_path / "wide.csv").write_text(WIDE.to_csv(index=False))
+    got = load_input(str(p), long_format=("assay", "pchembl"), threshold=6.0)
+    want = load_input(str(tmp_path / "wide.csv"))
+    a, b = _by_smiles(want), _by_smiles(got)
+    for s in a:
+        np.testing.assert_array_equal(a[s], b[s])
+    assert got.info["threshold"] == 6.0
+    with pytest.raises(InvalidInputError, match="non-binary"):
+        load_input(str(p), long_format=("assay", "pchembl"))  # numbers without a threshold
