@@ -101,6 +101,8 @@ _ID_NAMES = frozenset(
 _ID_LAST_WORDS = frozenset({"id", "ids", "idx", "index", "name", "names", "cid", "key"})
 _SNIFF_VALUES = 200
 _NUMERIC_FRACTION = 0.95
+# a qualified (censored) measurement such as '>10', '< 0.5', '>=1e4'
+_CENSORED = r"[<>]=?\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: what read_table does with rows of one canonical SMILES
@@ -581,8 +583,17 @@ def _parse_labels(
         bad_text = ~miss & np.isnan(numbers)
         if bad_text.any():
             idx = np.flatnonzero(bad_text)
+            censored = s.iloc[idx].str.fullmatch(_CENSORED).to_numpy(dtype=bool)
+            why = np.where(
+                censored,
+                " (a censored value: the model needs a measured number; drop the qualifier "
+                "or the row)",
+                "",
+            )
             problems.append(
-                _problems(idx, col, "non-numeric label '" + s.iloc[idx] + f"' in column '{col}'")
+                _problems(
+                    idx, col, "non-numeric label '" + s.iloc[idx] + f"' in column '{col}'" + why
+                )
             )
         nonfinite = np.isinf(numbers)
         if nonfinite.any():

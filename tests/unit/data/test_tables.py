@@ -537,3 +537,14 @@ def test_merge_without_labels_lists_repeats_as_replicates_not_invalid():
     assert t.summary(None) == (
         "read 4 rows: 2 kept (1 replicates merged into them), 1 invalid (1 invalid SMILES)"
     )
+
+
+def test_censored_labels_are_named_as_such():
+    df = pd.DataFrame(
+        {"smiles": ["CCO", "CCN", "CCC", "CCCl"], "y": ["5.1", ">10", "< 0.5", "abc"]}
+    )
+    t = read_table(df, target_cols=["y"], task_type="regression")
+    reasons = dict(zip(t.bad_rows["row"], t.bad_rows["reason"]))
+    assert reasons[1].startswith("non-numeric label '>10' in column 'y' (a censored value")
+    assert "censored" in reasons[2] and reasons[3] == "non-numeric label 'abc' in column 'y'"
+    assert t.problems_text() == "3 non-numeric labels"
