@@ -32,12 +32,15 @@ EPOCHS_PRE="${EPOCHS_PRE:-7}"
 BATCH="${BATCH:-256}"
 PRECISION="${PRECISION:-bf16-mixed}"
 # PROTOCOL=regression fine-tunes the same encoders on the regression table instead (default
-# sets: the three small ones; Malaria and CEP take ~20 min per cell at reduced epochs)
+# sets: the three small ones; Malaria and CEP take ~20 min per cell at reduced epochs);
+# PROTOCOL=dta on Davis at run_dta_none.sh's 10 epochs (~15 min per cell; KIBA is ~36 min per
+# cell at 3 epochs: DATASETS=kiba EPOCHS_FT=3)
 PROTOCOL="${PROTOCOL:-classification}"
 case "$PROTOCOL" in
     classification) DATASETS="${DATASETS:-bbbp,sider,clintox,bace}" ;;
     regression) DATASETS="${DATASETS:-esol,freesolv,lipo}" ;;
-    *) echo "PROTOCOL must be classification or regression, not $PROTOCOL" >&2; exit 2 ;;
+    dta) DATASETS="${DATASETS:-davis}"; EPOCHS_FT="${EPOCHS_FT:-10}" ;;
+    *) echo "PROTOCOL must be classification, regression or dta, not $PROTOCOL" >&2; exit 2 ;;
 esac
 WORK="${WORK:-benchmarks/work}"
 EXTRA=()

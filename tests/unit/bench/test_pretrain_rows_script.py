@@ -92,6 +92,25 @@ def test_regression_protocol_fine_tunes_the_regression_table(tmp_path: Path) -> 
     assert "aa: every cell" in out.stdout  # its regression record counts, not classification's
     log = (tmp_path / "log").read_text().splitlines()
     assert log == ["pretrain bb", "finetune bb w1", "protocol regression"]
-    bad = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, "w1", PROTOCOL="dta"),
+    bad = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, "w1", PROTOCOL="qm9"),
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "PROTOCOL must be" in bad.stderr
+
+
+def test_dta_protocol_fine_tunes_davis_at_ten_epochs(tmp_path: Path) -> None:
+    stub = tmp_path / "fewmol"
+    env = _env(tmp_path, "w1", PROTOCOL="dta", METHODS="aa")
+    env.pop("DATASETS")
+    out = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "log").read_text().splitlines() == [
+        "pretrain aa",
+        "finetune aa w1",
+        "protocol dta",
+    ]
+    # the stub saw the dataset and epochs the script chose
+    stub.write_text('#!/usr/bin/env bash\necho "$@" >> "$LOG"\n')
+    (tmp_path / "log").unlink()
+    subprocess.run(["bash", str(SCRIPT)], env=env, check=True, capture_output=True)
+    bench = [x for x in (tmp_path / "log").read_text().splitlines() if x.startswith("bench")]
+    assert bench and "--datasets davis" in bench[0] and "--epochs 10" in bench[0]
