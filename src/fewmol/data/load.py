@@ -29,8 +29,8 @@ def load_dataset(
 
     ``duplicates`` (first | merge | keep, see :func:`read_table`) defaults to ``first`` for
     user CSVs and ``keep`` for named benchmarks, which keep every parsable row as the papers
-    do (BBBP: 2,039 molecules). ``hygiene`` (salt
-    stripping, standardisation) is applied to every SMILES before canonicalisation.
+    do (BBBP: 2,039 molecules). ``hygiene`` (salt stripping, standardisation) is applied to
+    every SMILES before canonicalisation.
     ``long_format`` = (task column, label column) reads a CSV with one row per measurement
     (SMILES, task, label): one column per task, the rows of one molecule merged (replicates:
     mean, or majority for 0/1 labels), bad rows reported with their own line numbers.

@@ -147,6 +147,11 @@ def _binary_input(table: Table, info: dict[str, Any]) -> MultitaskInput:
     return MultitaskInput(ds, table.rows, table.input_smiles, table.smiles_col, table, info)
 
 
+# --------------------------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------------------------
+
+
 def resolve_split(spec: str, inp: MultitaskInput, seed: int) -> Split:
     """``random`` (8-1-1, the SGNN-EBM protocol), ``scaffold``, ``column:NAME`` or a split.json."""
     smiles = inp.dataset.smiles
