@@ -13,7 +13,8 @@
 #   davis: 167 training pairs/s x 20,036 pairs ~ 2.0 min + evaluation of 10,020 pairs ~ 2.5 s
 #          (each drug and protein encoded once; 14 s before 139d23d) = ~2.1 min per epoch;
 #          100 epochs x 3 seeds ~ 10.5 h, so DAVIS_EPOCHS=10: ~21 min per seed, ~1 h for 3
-#          seeds (a row: none, graphmvp-c, ~2.1 h of one thread)
+#          seeds (a row: none, graphmvp-c, ~2.1 h of one thread). Measured in session 9 (two
+#          1-thread workers): 210-265 training pairs/s, 11-15 min per 10-epoch cell.
 #   kiba:  111 training pairs/s x 78,836 pairs ~ 11.8 min + evaluation of 39,418 pairs ~ 15 s
 #          (184 s before 139d23d) = ~12 min per epoch; 100 epochs x 3 seeds ~ 60 h, and
 #          even 10 epochs would be ~2 h per seed, ~12 h for a none + graphmvp-c table: more
