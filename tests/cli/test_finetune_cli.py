@@ -132,6 +132,22 @@ def test_long_format_regression_averages_replicates(tmp_path) -> None:
                 "--task-col and --label-col go together")  # fmt: skip
 
 
+def test_the_featuriser_follows_the_init_encoder(tmp_path) -> None:
+    from fewmol.io.modeldir import build_encoder, encoder_hparams, save_encoder
+
+    pre = tmp_path / "pre_ogb"
+    save_encoder(pre, build_encoder(encoder_hparams("ogb", num_layers=2, dim=16)), "ogb")
+    out = tmp_path / "m"
+    args = [str(TINY), "--init", str(pre), "--epochs", "1", "--num-layers", "2", "--hidden", "16"]
+    result = _finetune(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["featurizer"] == "ogb"
+    _user_error(
+        _finetune(*args, "--featurizer", "hu2019", "--out", str(tmp_path / "x")),
+        "trained with featurizer 'ogb'",
+    )
+
+
 @pytest.fixture
 def text_labels_csv(tmp_path) -> Path:
     path = tmp_path / "text_labels.csv"

@@ -29,6 +29,7 @@ from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.config import FinetuneConfig
 from fewmol.io.checkpoint import write_json
+from fewmol.io.modeldir import init_featurizer
 
 
 def resolve_split(spec: str, table: Table, data: str, seed: int) -> Split:
@@ -83,7 +84,9 @@ def finetune(
     dropout: float = typer.Option(0.5),
     num_layers: int = typer.Option(5, min=1),
     hidden: int = typer.Option(300, min=1, help="GIN hidden size."),
-    featurizer: str = typer.Option("hu2019", help="hu2019 | ogb."),
+    featurizer: str = typer.Option(
+        None, help="hu2019 | ogb (default: the --init encoder's, else hu2019)."
+    ),
     seeds: str = typer.Option("0", help="Comma-separated seeds; several give out/seed<k>/ dirs."),
     ensemble: int = typer.Option(
         None, help="Train N seeds on one split into out/seed<k>/ and calibrate them as one model."
@@ -171,6 +174,9 @@ def finetune(
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
         long_format = check_table_options(duplicates, task_col, label_col)
+        # the featuriser follows a pre-trained encoder unless one is asked for (a mismatch
+        # is then an error, from the run)
+        featurizer = featurizer or init_featurizer(init)
         hygiene = Hygiene(strip_salts, standardize, canonical_tautomer)
 
         def config(seed: int, baseline: str) -> FinetuneConfig:

@@ -22,6 +22,7 @@ from fewmol.cli.common import (
     user_errors,
 )
 from fewmol.errors import InvalidInputError
+from fewmol.io.modeldir import init_featurizer
 from fewmol.multitask.model import METHODS, STRUCTURED
 from fewmol.training import check_precision
 
@@ -89,7 +90,9 @@ def multitask(
     dropout: float = typer.Option(0.2),
     num_layers: int = typer.Option(5, min=1),
     hidden: int = typer.Option(300, min=1, help="GIN hidden size."),
-    featurizer: str = typer.Option("hu2019", help="hu2019 | ogb."),
+    featurizer: str = typer.Option(
+        None, help="hu2019 | ogb (default: the --init encoder's, else hu2019)."
+    ),
     seed: int = typer.Option(0),
     on_invalid: str = typer.Option("skip", help="skip | error: what to do with bad rows."),
     duplicates: str = duplicates_option(),
@@ -134,6 +137,9 @@ def multitask(
         if on_invalid not in ("skip", "error"):
             raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
         long_format = check_table_options(duplicates, task_col, label_col)
+        # the featuriser follows a pre-trained encoder unless one is asked for (a mismatch
+        # is then an error, from the run)
+        featurizer = featurizer or init_featurizer(init)
         child = is_ddp_child()
         if out.exists() and any(out.iterdir()) and not (resume or force or child):
             raise InvalidInputError(

@@ -156,6 +156,13 @@ def resolve_init(init: str) -> Path:
     )
 
 
+def init_featurizer(init: str | None, default: str = "hu2019") -> str:
+    """The featuriser a run starting from ``init`` must use: the encoder's (else ``default``)."""
+    if init is None:
+        return default
+    return str(read_model_config(resolve_init(init)).get("featurizer", "hu2019"))
+
+
 def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any]]:
     """Load a pre-trained GIN encoder (encoder dir, or the encoder of a fine-tuned model dir)."""
     d = resolve_init(str(init))
