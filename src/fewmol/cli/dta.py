@@ -16,7 +16,6 @@ from fewmol.cli.common import (
     user_errors,
 )
 from fewmol.data.dta import DTA_DATASETS, MAX_LEN, load_dta
-from fewmol.data.dta_table import PAIR_SPLITS
 from fewmol.errors import InvalidInputError
 from fewmol.io.modeldir import resolve_init
 from fewmol.training import check_precision
@@ -107,10 +106,6 @@ def dta(
                 )
             if valid_fold is not None or ligands is not None:
                 raise InvalidInputError("--valid-fold and --ligands are for davis and kiba")
-            if split not in PAIR_SPLITS:
-                raise InvalidInputError(
-                    f"--split must be one of {', '.join(PAIR_SPLITS)}, got {split!r}"
-                )
             if on_invalid not in ("skip", "error"):
                 raise InvalidInputError(f"--on-invalid must be skip or error, got {on_invalid!r}")
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +30,7 @@ from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.config import FinetuneConfig
 from fewmol.io.checkpoint import write_json
-from fewmol.io.modeldir import init_featurizer
+from fewmol.io.modeldir import init_featurizer, read_model_config
 
 
 def resolve_split(spec: str, table: Table, data: str, seed: int) -> Split:
@@ -76,9 +75,9 @@ def _scratch_featurizer(table: Table, resumed: Path | None) -> str:
     """Featuriser of a run without --init or --featurizer: a resumed run's own, else ogb for
     regression and hu2019 for classification (with a note saying so for regression)."""
     if resumed is not None:
-        for cfg in [resumed / "config.json", *sorted(resumed.glob("seed*/config.json"))]:
-            if cfg.is_file():
-                return str(json.loads(cfg.read_text()).get("featurizer", "hu2019"))
+        for run_dir in [resumed, *sorted(resumed.glob("seed*"))]:
+            if (run_dir / "config.json").is_file():
+                return str(read_model_config(run_dir).get("featurizer", "hu2019"))
     if table.task_type != "regression":
         return "hu2019"
     err_console.print(

@@ -25,7 +25,13 @@ import pandas as pd
 
 from fewmol.data.dta import DTAData, ProteinSet
 from fewmol.data.splits import Split, random_split
-from fewmol.data.tables import BAD_ROW_COLUMNS, REPLICATE, Table, read_table
+from fewmol.data.tables import (
+    BAD_ROW_COLUMNS,
+    REPLICATE,
+    Table,
+    invalid_rows_error,
+    read_table,
+)
 from fewmol.errors import InvalidInputError
 
 PAIR_SPLITS = ("random", "cold-drug", "cold-protein")
@@ -202,13 +208,7 @@ def load_dta_table(
             "--protein-col and --target-col"
         )
     if on_invalid == "error" and table.n_invalid:
-        first = "; ".join(
-            f"line {r.line} (row {r.row}): {r.reason}" for r in bad_rows.head(5).itertuples()
-        )
-        raise InvalidInputError(
-            f"{table.n_invalid} invalid row(s) in {where}: {first}; fix them, or pass "
-            "--on-invalid skip to drop them (then listed in bad_rows.csv)"
-        )
+        raise invalid_rows_error(table, where)
     drug_codes, drugs = pd.factorize(pd.Series(table.smiles, dtype=object))
     seqs = raw[pcol].astype(str).str.strip().str.upper().to_numpy(dtype=object)[table.rows]
     prot_codes, uniq_seqs = pd.factorize(pd.Series(seqs, dtype=object))

@@ -923,14 +923,19 @@ def read_table(
         exc.table = table  # type: ignore[attr-defined]
         raise exc
     if on_invalid == "error" and table.n_invalid:
-        exc = InvalidInputError(
-            f"{table.n_invalid} invalid row(s) in {where}: {_describe(table.invalid_rows)}; "
-            "fix them, or pass --on-invalid skip to drop them (then listed in bad_rows.csv)"
-        )
-        exc.bad_rows = table.bad_rows  # type: ignore[attr-defined]
-        exc.table = table  # type: ignore[attr-defined]
-        raise exc
+        raise invalid_rows_error(table, where)
     return table
+
+
+def invalid_rows_error(table: Table, where: str) -> InvalidInputError:
+    """The --on-invalid error exception for a table with invalid rows (it carries them)."""
+    exc = InvalidInputError(
+        f"{table.n_invalid} invalid row(s) in {where}: {_describe(table.invalid_rows)}; "
+        "fix them, or pass --on-invalid skip to drop them (then listed in bad_rows.csv)"
+    )
+    exc.bad_rows = table.bad_rows  # type: ignore[attr-defined]
+    exc.table = table  # type: ignore[attr-defined]
+    return exc
 
 
 #: cells (rows x tasks) of the sparse wide table a long table becomes; above it, pivot first
