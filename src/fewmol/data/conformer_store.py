@@ -27,6 +27,13 @@ error unless ``resume=False``, which rebuilds it.
 
 Generation runs in worker processes (``concurrent.futures.ProcessPoolExecutor``) so that the
 parent can enforce the hard per-molecule time limit; see :mod:`fewmol.chem.conformers`.
+
+Runs that build the same store at once (two pre-trainings of one data set, two nodes on a shared
+file system) split it between them: a run claims a chunk (an exclusive ``flock`` on
+``chunks/chunk_K.lock``, held while it generates that chunk, dropped by the kernel if the run
+dies) and skips chunks other runs hold; once it has nothing left to claim it waits for those,
+takes over any whose run died, and finishes the store. Opening and finishing the store happen
+under ``.lock`` in the store directory.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import signal
 import sys
 import time
 import zipfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -51,6 +58,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so concurrent runs do not share a store
+    fcntl = None  # type: ignore[assignment]
 
 from fewmol.chem.conformers import (
     CONFORMER_VERSION,
@@ -275,6 +287,92 @@ def _prepare(
     return new, _chunk_bounds(len(smiles), chunk_size)
 
 
+@dataclass
+class _Chunk:
+    k: int
+    start: int
+    stop: int
+
+
+@contextmanager
+def _store_lock(root: Path) -> Iterator[None]:
+    """Hold the store directory's lock (opening or finishing it) against concurrent runs."""
+    if fcntl is None:
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+class _ChunkQueue:
+    """Unfinished chunks, claimed one at a time so that concurrent runs split them."""
+
+    def __init__(self, root: Path, chunks: list[_Chunk], on_skip: Callable[[_Chunk], None]):
+        self.root, self.on_skip = root, on_skip
+        self.pending: deque[_Chunk] = deque(chunks)
+        self.busy: deque[_Chunk] = deque()  # held by another run when we tried
+        self.held: dict[int, int] = {}  # chunk -> lock file descriptor
+
+    def __len__(self) -> int:
+        return len(self.pending) + len(self.busy)
+
+    def take(self) -> _Chunk | None:
+        """The next chunk no run holds, now claimed by this one (None: none left free)."""
+        while self.pending:
+            c = self.pending.popleft()
+            claimed = self._claim(c, block=False)
+            if claimed is None:
+                self.busy.append(c)
+            elif claimed:
+                return c
+        return None
+
+    def wait(self) -> _Chunk | None:
+        """Wait for chunks other runs hold; the first one they left unfinished is ours."""
+        while self.busy:
+            c = self.busy.popleft()
+            if self._claim(c, block=True):
+                return c
+        return None
+
+    def _claim(self, c: _Chunk, block: bool) -> bool | None:
+        """True: ours to generate; False: finished (by another run); None: held elsewhere."""
+        if c.k in self.held or fcntl is None:
+            return True
+        fd = os.open(_chunk_path(self.root, c.k, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _chunk_done(self.root, c.k, c.stop - c.start):
+            os.close(fd)
+            self.on_skip(c)
+            return False
+        self.held[c.k] = fd
+        # temporaries of this chunk left by a killed run (a live run's are under its claim)
+        for p in (self.root / CHUNKS).glob(f"*chunk_{c.k:06d}.*.tmp"):
+            p.unlink(missing_ok=True)
+        return True
+
+    def release(self, c: _Chunk) -> None:
+        """Drop the claim on a chunk (after its files are written)."""
+        fd = self.held.pop(c.k, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Drop every claim (a stopped run's chunks become free for the others)."""
+        for fd in self.held.values():
+            os.close(fd)
+        self.held.clear()
+
+
 def _finish(root: Path, manifest: dict, seconds: float | None) -> ConformerStore:
     """Check every chunk, write failures.csv/warnings.csv and mark the manifest complete."""
     manifest = dict(manifest, complete=True)
@@ -342,13 +440,6 @@ def _conformer_chunk(smiles: list[str], start: int, settings: dict, skip: dict[i
     return packed
 
 
-@dataclass
-class _Chunk:
-    k: int
-    start: int
-    stop: int
-
-
 def _in_flight(slots, n: int) -> list[tuple[int, int, float]]:
     """(pid, molecule index, start time) of every worker busy on a molecule."""
     out = []
@@ -362,35 +453,52 @@ def _in_flight(slots, n: int) -> list[tuple[int, int, float]]:
 
 
 def _run_pool(
-    chunks: list[_Chunk],
+    queue: _ChunkQueue,
     smiles: list[str],
     settings: ConformerSettings,
     workers: int,
     on_done: Callable[[_Chunk, dict], None],
     tick: Callable[[int], None],
 ) -> None:
-    """Run chunks in worker processes, killing any worker stuck on one molecule too long."""
+    """Run claimed chunks in worker processes, killing any worker stuck on one molecule too long.
+
+    Chunks are claimed from ``queue`` as workers need them (two per worker in flight), so a run
+    beside this one takes the others.
+    """
     limit = kill_after_s(settings)
     skip: dict[int, str] = {}  # molecules that killed or crashed a worker: failed, not retried
     crashes: Counter[int] = Counter()
-    todo = {c.k: c for c in chunks}
-    while todo:
-        n = min(workers, len(todo))
+    todo: dict[int, _Chunk] = {}  # claimed by this run, not finished
+    while todo or queue:
+        n = max(1, min(workers, len(todo) + len(queue)))
         ctx = mp.get_context()
         slots, lock = ctx.Array("d", n * _SLOT, lock=False), ctx.Lock()
         pool = ProcessPoolExecutor(
             n, mp_context=ctx, initializer=_init_worker, initargs=(slots, lock)
         )
         futures: dict[Future, _Chunk] = {}
+
+        def submit(c: _Chunk, pool: ProcessPoolExecutor = pool, futures: dict = futures) -> None:
+            sub = {i: r for i, r in skip.items() if c.start <= i < c.stop}
+            fut = pool.submit(
+                _conformer_chunk, smiles[c.start : c.stop], c.start, settings.to_dict(), sub
+            )
+            futures[fut] = c
+
         killed = False
         try:
-            for c in todo.values():
-                sub = {i: r for i, r in skip.items() if c.start <= i < c.stop}
-                fut = pool.submit(
-                    _conformer_chunk, smiles[c.start : c.stop], c.start, settings.to_dict(), sub
-                )
-                futures[fut] = c
-            while futures:
+            for c in todo.values():  # claimed before a worker was killed
+                submit(c)
+            while True:
+                while len(futures) < 2 * n and (c := queue.take()) is not None:
+                    todo[c.k] = c
+                    submit(c)
+                if not futures:
+                    # nothing free: wait for chunks another run holds (it may die: then ours)
+                    if (c := queue.wait()) is None:
+                        break
+                    todo[c.k] = c
+                    submit(c)
                 done, _ = wait(futures, timeout=_POLL_S, return_when=FIRST_COMPLETED)
                 broken = False
                 for f in done:
@@ -508,35 +616,49 @@ def build_conformer_store(
     root = Path(out_dir)
     # at least ~4 chunks per worker, so the last chunks do not leave cores idle
     size = min(chunk_size, max(1, math.ceil(len(smiles) / (4 * max(workers, 1)))))
-    manifest, bounds = _prepare(root, smiles, "rdkit-etkdg", settings.to_dict(), size, resume)
-    for p in (root / CHUNKS).glob("*.tmp"):  # left by a run killed while writing
-        p.unlink(missing_ok=True)
+    if root.exists() and not root.is_dir():
+        raise InvalidInputError(f"--out {root} is a file; give a directory for the store")
+    with _store_lock(root):  # a run beside this one may be opening the same store
+        manifest, bounds = _prepare(root, smiles, "rdkit-etkdg", settings.to_dict(), size, resume)
     chunks = [_Chunk(k, a, b) for k, (a, b) in enumerate(bounds) if not _chunk_done(root, k, b - a)]
     done_before = len(smiles) - sum(c.stop - c.start for c in chunks)
     with _progress_bar(len(smiles), progress) as report:
         finished = [done_before]
         report(finished[0], len(smiles))
 
-        def on_done(c: _Chunk, packed: dict) -> None:
-            _save_chunk(root, c.k, c.start, c.stop, packed)
+        def count(c: _Chunk) -> None:
             finished[0] += c.stop - c.start
             report(finished[0], len(smiles))
 
-        if chunks and workers == 0:
-            for c in chunks:
-                on_done(
-                    c, _conformer_chunk(smiles[c.start : c.stop], c.start, settings.to_dict(), {})
+        queue = _ChunkQueue(root, chunks, on_skip=count)
+
+        def on_done(c: _Chunk, packed: dict) -> None:
+            _save_chunk(root, c.k, c.start, c.stop, packed)
+            queue.release(c)
+            count(c)
+
+        try:
+            if workers == 0:
+                while (c := queue.take() or queue.wait()) is not None:
+                    on_done(
+                        c,
+                        _conformer_chunk(smiles[c.start : c.stop], c.start, settings.to_dict(), {}),
+                    )
+            elif chunks:
+                _run_pool(
+                    queue,
+                    smiles,
+                    settings,
+                    workers,
+                    on_done,
+                    lambda in_chunks: report(
+                        min(finished[0] + in_chunks, len(smiles)), len(smiles)
+                    ),
                 )
-        elif chunks:
-            _run_pool(
-                chunks,
-                smiles,
-                settings,
-                workers,
-                on_done,
-                lambda in_chunks: report(min(finished[0] + in_chunks, len(smiles)), len(smiles)),
-            )
-    return _finish(root, manifest, time.perf_counter() - t0)
+        finally:
+            queue.close()
+    with _store_lock(root):
+        return _finish(root, manifest, time.perf_counter() - t0)
 
 
 def write_conformer_store(

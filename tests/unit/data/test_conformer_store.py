@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
+import threading
 import time
 
 import numpy as np
@@ -150,3 +152,54 @@ def test_worker_stuck_in_native_code_is_killed(tmp_path, monkeypatch):
     assert time.perf_counter() - t0 < 20
     assert store.ok_mask.tolist() == [True, True, False, True, True]
     assert store.reason(2).startswith("timed out after 0.2 s (worker killed after")
+
+
+@pytest.mark.skipif(cs.fcntl is None, reason="chunk claims need fcntl.flock")
+def test_concurrent_runs_split_the_chunks(built, tmp_path, monkeypatch):
+    real = cs.generate_conformers
+    made: list[tuple[str, str]] = []  # (run, smiles): flock claims conflict between threads too
+
+    def slow(smiles, settings):
+        made.append((threading.current_thread().name, smiles))
+        time.sleep(0.05)  # so that both runs are inside the store at once
+        return real(smiles, settings)
+
+    monkeypatch.setattr(cs, "generate_conformers", slow)
+    out = tmp_path / "shared"
+    stores: dict[str, ConformerStore] = {}
+
+    def run(name: str) -> None:
+        stores[name] = build_conformer_store(SMILES, out, ST, workers=0, chunk_size=1)
+
+    threads = [threading.Thread(target=run, args=(n,), name=n) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    generated = [s for _, s in made]
+    assert sorted(generated) == sorted(SMILES), "a molecule made twice, or not at all"
+    assert {run for run, _ in made} == {"a", "b"}, "one run did all the work"
+    for store in stores.values():
+        for name, arr in _arrays(built).items():
+            assert np.array_equal(arr, _arrays(store)[name], equal_nan=True), name
+
+
+@pytest.mark.skipif(cs.fcntl is None, reason="chunk claims need fcntl.flock")
+def test_chunk_left_by_a_dead_run_is_taken_over(built, tmp_path):
+    out = tmp_path / "dead"
+    first = build_conformer_store(SMILES, out, ST, workers=0, chunk_size=2)
+    (out / "chunks" / "chunk_000001.npz").unlink()  # as if its run died while making it
+    fd = os.open(out / "chunks" / "chunk_000001.lock", os.O_RDWR)
+    cs.fcntl.flock(fd, cs.fcntl.LOCK_EX)  # ... and still held it when this run starts
+    result: list[ConformerStore] = []
+    t = threading.Thread(
+        target=lambda: result.append(build_conformer_store(SMILES, out, ST, workers=1))
+    )
+    t.start()
+    t.join(1.0)
+    assert t.is_alive() and not result, "the run finished without the held chunk"
+    os.close(fd)  # the other run dies: the kernel drops its claim
+    t.join(60)
+    assert result and result[0].manifest["complete"]
+    for name, arr in _arrays(first).items():
+        assert np.array_equal(arr, _arrays(result[0])[name], equal_nan=True), name
