@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.manual_seed(0)
-    table = read_table(load_frame("bbbp"), "smiles", ["p_np"], drop_duplicates=False)
+    table = read_table(load_frame("bbbp"), "smiles", ["p_np"], duplicates="keep")
     graphs = featurize_to_graphset(table.smiles, "hu2019")
     spec = get_featurizer("hu2019")
     rng = np.random.default_rng(0)

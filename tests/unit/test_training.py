@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewmol.training import gather_columns, gather_ranks, gathered_mean_loss
+from fewmol.training import gather_columns, gather_ranks, gathered_mean_loss, make_adam
 
 
 class _FakeModule:
@@ -77,3 +77,21 @@ def test_run_counters_round_trip_through_a_saved_state() -> None:
     assert b.wall_before == state["wall_s"]
     plain = Run()  # a run without model selection (pre-training) saves no "best"
     assert "best" not in plain.counters()
+
+
+def test_make_adam_is_fused_on_cpu_and_steps_like_adam():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(7, 3), torch.nn.Linear(7, 3)
+    b.load_state_dict(a.state_dict())
+    fused = make_adam([{"params": list(a.parameters()), "lr": 0.01}], 0.01, 1e-4)
+    plain = torch.optim.Adam(b.parameters(), lr=0.01, weight_decay=1e-4)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    x = torch.randn(16, 7)
+    for _ in range(5):
+        for m, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            m(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert make_adam([{"params": [], "lr": 0.1}], 0.1, 0.0).defaults["fused"] is None

@@ -19,6 +19,7 @@ from fewmol.data.collate import GraphBatch
 from fewmol.errors import ModelFileError
 from fewmol.io.checkpoint import load_state_into, load_tensors
 from fewmol.io.modeldir import build_encoder, read_model_config
+from fewmol.models.dropout import Dropout
 from fewmol.models.gin import GINEncoder
 from fewmol.models.heads import global_pool
 from fewmol.models.protein import ProteinCNN
@@ -52,7 +53,7 @@ class DTAModel(nn.Module):
         for i in range(len(self.hidden)):
             layers += [nn.Linear(widths[i], widths[i + 1]), nn.ReLU()]
             if i < len(self.hidden) - 1:  # DeepDTA: no dropout after the last hidden layer
-                layers.append(nn.Dropout(self.dropout))
+                layers.append(Dropout(self.dropout))
         layers.append(nn.Linear(widths[-1], 1))
         self.head = nn.Sequential(*layers)
 

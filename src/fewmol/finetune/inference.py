@@ -44,7 +44,7 @@ def mc_dropout(model: nn.Module) -> Iterator[None]:
     was_training = model.training
     model.eval()
     for m in model.modules():
-        # GINEncoder applies F.dropout(h, p, self.training): flip only its own flag, so its
+        # GINEncoder applies its dropout(h, p, self.training): flip only its own flag, so its
         # BatchNorm children stay in eval mode; nn.Dropout modules (MLP heads) go to train mode
         if isinstance(m, GINEncoder | nn.Dropout):
             m.training = True

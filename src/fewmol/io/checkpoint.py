@@ -156,7 +156,9 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     for name, v in tensors.items():
         if name.startswith("optim."):
             _, pid, k = name.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v
+            # a fresh allocation: the fused Adam kernel's rounding depends on the alignment of
+            # its buffers, and a loaded tensor may sit anywhere in the file's buffer
+            state.setdefault(int(pid), {})[k] = v.clone()
     for pid, d in rest.get("scalars", {}).items():
         state.setdefault(int(pid), {}).update(d)
     return {"state": state, "param_groups": rest["param_groups"]}

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from fewmol.models.dropout import dropout
+
 
 class CategoricalEmbedding(nn.Module):
     """Sum of one embedding per categorical feature column (OGB's AtomEncoder/BondEncoder).
@@ -149,7 +151,7 @@ class GINEncoder(nn.Module):
             h = bn(layer(h, edge_index, edge_attr))
             if i < self.num_layers - 1:
                 h = torch.relu(h)
-            h = nn.functional.dropout(h, self.dropout, self.training)
+            h = dropout(h, self.dropout, self.training)
             hs.append(h)
         if self.jk == "last":
             return h

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewmol.models.dropout import Dropout
+
 
 def global_pool(h: torch.Tensor, batch: torch.Tensor, num_graphs: int, mode: str = "mean"):
     """Pool node embeddings per graph: ``mean``, ``sum`` or ``max``.
@@ -53,7 +55,7 @@ class MLPHead(nn.Module):
         super().__init__()
         self.in_dim, self.n_tasks, self.hidden = in_dim, n_tasks, hidden
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_tasks)
+            nn.Linear(in_dim, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, n_tasks)
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fewmol.models.dropout import dropout
 from fewmol.multitask.task_embed import TaskGCN
 
 NUM_CLASSES = 2
@@ -76,7 +77,7 @@ class BroadcastMLP(nn.Module):
         h = self.first[0](parts[0])
         for lin, p in zip(self.first[1:], parts[1:]):
             h = h + lin(p)
-        h = nn.functional.dropout(torch.relu(h), self.dropout, self.training)
+        h = dropout(torch.relu(h), self.dropout, self.training)
         return self.out(h)
 
 
@@ -229,7 +230,7 @@ class StructuredHead(nn.Module):
                 es.append(e)
             if k < last:
                 h = torch.relu(h)
-            h = nn.functional.dropout(h, self.dropout, self.training)
+            h = dropout(h, self.dropout, self.training)
             hs.append(h)
         return torch.cat(hs, dim=-1), torch.cat(es, dim=-1) if edges else None
 

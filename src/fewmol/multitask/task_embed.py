@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewmol.models.dropout import dropout
+
 
 class TaskGCN(nn.Module):
     """Embedding table (T, dim) followed by residual GCN layers over the task graph.
@@ -40,6 +42,6 @@ class TaskGCN(nn.Module):
         for k, conv in enumerate(self.convs):
             h = conv(x, edge_index, w)
             if k < len(self.convs) - 1:
-                h = nn.functional.dropout(torch.relu(h), self.dropout, self.training)
+                h = dropout(torch.relu(h), self.dropout, self.training)
             x = x + h  # residual: isolated tasks keep their own embedding
         return x

@@ -28,6 +28,7 @@ from fewmol.pretrain.masking import (  # MASK_MODES, subgraph_keep: re-exported 
     mask_atoms,
     subgraph_keep,
 )
+from fewmol.training import make_adam
 
 __all__ = ["MASK_MODES", "GraphMVPModule", "Pretrain2DModule", "PretrainModule", "subgraph_keep"]
 
@@ -115,7 +116,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over :meth:`param_groups`; restores the optimiser state on resume."""
         groups = [g for g in self.param_groups() if g["params"]]
-        opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
+        opt = make_adam(groups, self.lr, self.weight_decay)
         if self.optimizer_state is not None:
             opt.load_state_dict(self.optimizer_state)
             self.optimizer_state = None
