@@ -148,17 +148,15 @@ def test_the_featuriser_follows_the_init_encoder(tmp_path) -> None:
     )
 
 
-def test_regression_from_scratch_uses_ogb_features_unless_told(tmp_path) -> None:
+def test_from_scratch_uses_ogb_features_unless_told(tmp_path) -> None:
     reg = TINY.parent / "tiny_regression.csv"
     small = ["--epochs", "1", "--num-layers", "2", "--hidden", "16", "--split", "random"]
-    out = tmp_path / "r"
-    result = _finetune(str(reg), "--out", str(out), *small)
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "config.json").read_text())["featurizer"] == "ogb"
-    assert "note: featuriser ogb (the default for regression from scratch" in _flat(result.stderr)
-    cls = tmp_path / "c"
-    assert _finetune(str(TINY), "--out", str(cls), *small).exit_code == 0
-    assert json.loads((cls / "config.json").read_text())["featurizer"] == "hu2019"
+    for data, name in ((reg, "r"), (TINY, "c")):  # regression and classification
+        out = tmp_path / name
+        result = _finetune(str(data), "--out", str(out), *small)
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "config.json").read_text())["featurizer"] == "ogb"
+        assert "note: featuriser ogb (the default from scratch" in _flat(result.stderr)
     # asked for, or already chosen by the run being resumed: kept
     old = tmp_path / "old"
     result = _finetune(str(reg), "--out", str(old), "--featurizer", "hu2019", *small)
@@ -166,6 +164,7 @@ def test_regression_from_scratch_uses_ogb_features_unless_told(tmp_path) -> None
     more = [a if a != "1" else "2" for a in small]
     result = _finetune(str(reg), "--out", str(old), "--resume", *more)
     assert result.exit_code == 0, result.output
+    assert "featuriser ogb" not in result.stderr
     cfg = json.loads((old / "config.json").read_text())
     assert cfg["featurizer"] == "hu2019"
     assert json.loads((old / "metrics.json").read_text())["epochs_done"] == 2
