@@ -8,7 +8,9 @@ Rules (see ``read_table``):
 
 * Files: ``.csv`` (comma), ``.tsv``/``.txt``/``.tab`` (tab), optionally compressed (``.gz``,
   ``.bz2``, ``.xz``, ``.zip``); a comma file with a single tab- or semicolon-separated column is
-  re-read with that delimiter. All cells are read as text. Blank lines inside the data are rows
+  re-read with that delimiter; SD files (``.sdf``/``.sd``, :mod:`fewmol.data.sdf`) give one
+  row per record, its structure's SMILES in the first column, and ``line`` is where the record
+  starts. All cells are read as text. Blank lines inside the data are rows
   (one bad row each: "empty SMILES (blank line)"); blank lines at the end are ignored. ``row``
   is the 0-based data row (header excluded) and ``line`` = ``row + 2`` is the line in the file,
   assuming one line per record (no quoted newlines).
@@ -49,6 +51,7 @@ import pandas as pd
 from rdkit import Chem
 
 from fewmol.chem.mol import NO_HYGIENE, Hygiene, try_canonical_smiles
+from fewmol.data.sdf import is_sdf_path, read_sdf
 from fewmol.errors import InvalidInputError
 
 __all__ = [
@@ -326,11 +329,27 @@ def _read_path_format(path: Path, nrows: int | None = None) -> tuple[pd.DataFram
     return df.fillna(""), sep, encoding
 
 
-def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, np.ndarray]:
+@dataclass
+class _Source:
+    """A table as read: text cells, its name for messages, blank rows, and for SD files the
+    line where each record starts and the records RDKit could not read."""
+
+    df: pd.DataFrame
+    where: str
+    blank: np.ndarray
+    lines: np.ndarray | None = None  # None: a text table, line = row + 2
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+def _load(source: str | Path | pd.DataFrame) -> _Source:
     """Read the source as all-text DataFrame without trailing blank rows; also a blank-row mask."""
     where = _where(source)
+    lines, failures = None, {}
     if isinstance(source, pd.DataFrame):
         df = _frame_to_text(source)
+    elif isinstance(source, (str, Path)) and is_sdf_path(source) and Path(source).is_file():
+        sdf = read_sdf(source)
+        df, lines, failures = sdf.frame, sdf.lines, sdf.failures
     elif isinstance(source, (str, Path)):
         df = _read_path(Path(source))
     else:
@@ -341,8 +360,10 @@ def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, np.ndar
         raise InvalidInputError(
             f"{where} has no columns; expected a header line such as 'smiles,label'"
         )
-    # blank lines at the end of a file are not rows
+    # blank lines at the end of a file are not rows (an SD record is a row, even if empty)
     nonblank = (df.apply(lambda s: s.str.strip()) != "").any(axis=1).to_numpy()
+    if lines is not None:
+        nonblank = np.ones(len(df), dtype=bool)
     last = int(np.flatnonzero(nonblank)[-1]) + 1 if nonblank.any() else 0
     df = df.iloc[:last].reset_index(drop=True)
     if len(df) == 0:
@@ -350,12 +371,12 @@ def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, np.ndar
             f"{where} has no data rows (only a header: {', '.join(df.columns)}); "
             "add one row per molecule"
         )
-    return df, where, ~nonblank[:last]
+    return _Source(df, where, ~nonblank[:last], lines, failures)
 
 
 def table_columns(source: str | Path | pd.DataFrame) -> list[str]:
     """The column names of a table (read as :func:`read_table` reads it)."""
-    return [str(c) for c in _load(source)[0].columns]
+    return [str(c) for c in _load(source).df.columns]
 
 
 # ----------------------------------------------------------------------------- columns
@@ -669,8 +690,10 @@ def _finish(
     task_type: str | None,
     duplicates: str,
     notes: list[str],
+    lines: np.ndarray | None = None,
 ) -> Table:
     n = len(df)
+    line_of = lines if lines is not None else np.arange(n, dtype=np.int64) + 2
     bad = np.zeros(n, dtype=bool)
     for p in problems:
         bad[p["row"].to_numpy()] = True
@@ -681,7 +704,7 @@ def _finish(
         if dup.any():
             first = pd.Series(ok).groupby(keys.to_numpy()).transform("first").to_numpy()
             rows, firsts = ok[dup], first[dup]
-            at = pd.Series(firsts).astype(str) + " (line " + pd.Series(firsts + 2).astype(str)
+            at = pd.Series(firsts).astype(str) + " (line " + pd.Series(line_of[firsts]).astype(str)
             labelled = values is not None and values.shape[1] > 0
             if duplicates == "merge" and not labelled:  # SMILES only: a repeat, not a problem
                 reason = REPLICATE + " " + at + "): the same molecule"
@@ -708,7 +731,7 @@ def _finish(
     if problems:
         bad_rows = pd.concat(problems, ignore_index=True)
         bad_rows = bad_rows.sort_values("row", kind="stable").reset_index(drop=True)
-        bad_rows.insert(1, "line", bad_rows["row"] + 2)
+        bad_rows.insert(1, "line", line_of[bad_rows["row"].to_numpy()])
         bad_rows.insert(2, "smiles", input_smiles.to_numpy(dtype=object)[bad_rows["row"]])
         bad_rows = bad_rows[BAD_ROW_COLUMNS]
     else:
@@ -798,6 +821,18 @@ def _smiles_problems(
     return canon, _problems(failed, smiles_col, pd.Series(reason, dtype=object))
 
 
+def _with_sdf_failures(
+    smiles_bad: pd.DataFrame | None, failures: dict[int, str], smiles_col: str
+) -> pd.DataFrame | None:
+    """SMILES problems with each unreadable SD record's own reason instead of "empty SMILES"."""
+    if not failures or smiles_bad is None:
+        return smiles_bad
+    unread = np.fromiter(failures, np.int64, len(failures))
+    reasons = pd.Series([failures[int(r)] for r in unread], dtype=object)
+    kept = smiles_bad[~smiles_bad["row"].isin(unread)]
+    return pd.concat([kept, _problems(unread, smiles_col, reasons)], ignore_index=True)
+
+
 def _describe(bad_rows: pd.DataFrame, limit: int = 5) -> str:
     items = [
         f"line {r.line} (row {r.row}): {r.reason}" + (f" [{r.smiles!r}]" if r.smiles else "")
@@ -852,10 +887,13 @@ def read_table(
     on_invalid = _check_option(on_invalid, ON_INVALID, "--on-invalid") or "skip"
     duplicates = _check_option(duplicates, DUPLICATES, "--duplicates") or "first"
     task_type = _check_option(task_type, TASK_TYPES, "--task")
-    df, source_name, blank = _load(source)
-    where = where or source_name
+    src = _load(source)
+    df, blank = src.df, src.blank
+    where = where or src.where
 
-    if smiles_col is None:
+    if smiles_col is None and src.lines is not None:
+        smiles_col = str(df.columns[0])  # an SD file: the records' own structures
+    elif smiles_col is None:
         smiles_col = detect_smiles_col(df, where=where)
     else:
         smiles_col = _resolve_column(df, smiles_col, "--smiles-col", where)
@@ -878,6 +916,7 @@ def read_table(
         target_cols = list(dict.fromkeys(resolved))
 
     canon, smiles_bad = _smiles_problems(df, smiles_col, blank, hygiene)
+    smiles_bad = _with_sdf_failures(smiles_bad, src.failures, smiles_col)
     problems = [smiles_bad] if smiles_bad is not None else []
     values = None
     inferred = task_type is None
@@ -905,6 +944,7 @@ def read_table(
         task_type if target_cols else None,
         duplicates,
         merge_notes,
+        src.lines,
     )
     table.hygiene = hygiene
     if inferred and target_cols and task_type is not None:
@@ -957,7 +997,13 @@ def long_to_wide(
     columns). Returns (wide table, its SMILES column, task names in order of first
     appearance, the source's name).
     """
-    df, where, _ = _load(source)
+    if isinstance(source, (str, Path)) and is_sdf_path(source):
+        raise InvalidInputError(
+            f"long format (--task-col) reads CSV/TSV tables, not SD files like '{source}': an "
+            "SD file holds one record per molecule, so give its label fields as --target-cols"
+        )
+    src = _load(source)
+    df, where = src.df, src.where
     smiles_col = (
         detect_smiles_col(df, where=where)
         if smiles_col is None
@@ -1060,9 +1106,12 @@ class SmilesStream:
     sep: str
     encoding: str
     where: str
+    sdf: _Source | None = None  # an SD file, read whole (records are parsed, not split lines)
 
     def count_rows(self) -> int | None:
         """Number of data rows by counting lines (for progress bars; None if not cheap)."""
+        if self.sdf is not None:
+            return len(self.sdf.df)
         name = self.path.name.lower()
         suffix = next((s for s in _COMPRESSION_SUFFIXES if name.endswith(s)), "")
         opener = _OPENERS.get(suffix, open if not suffix else None)
@@ -1094,6 +1143,12 @@ class SmilesStream:
         """
         if chunk_rows < 1:
             raise InvalidInputError(f"the chunk size must be at least 1, got {chunk_rows}")
+        if self.sdf is not None:
+            for start in range(start_row, len(self.sdf.df), chunk_rows):
+                stop = min(start + chunk_rows, len(self.sdf.df))
+                part = self.sdf.df.iloc[start:stop].reset_index(drop=True)
+                yield part, self.sdf.blank[start:stop], start
+            return
         reader = pd.read_csv(
             self.path,
             sep=self.sep,
@@ -1148,9 +1203,14 @@ class SmilesStream:
     ) -> Table:
         """Validate one raw chunk (see :meth:`raw_chunks`) into a Table with ``offset=start``."""
         canon, smiles_bad = _smiles_problems(df, self.smiles_col, blank, hygiene)
+        lines = None
+        if self.sdf is not None:
+            lines = self.sdf.lines[start : start + len(df)]
+            local = {r - start: w for r, w in self.sdf.failures.items() if 0 <= r - start < len(df)}
+            smiles_bad = _with_sdf_failures(smiles_bad, local, self.smiles_col)
         problems = [smiles_bad] if smiles_bad is not None else []
         table = _finish(
-            df, self.where, self.smiles_col, canon, problems, None, [], None, "keep", []
+            df, self.where, self.smiles_col, canon, problems, None, [], None, "keep", [], lines
         )
         table.hygiene, table.offset = hygiene, start
         return table
@@ -1165,6 +1225,12 @@ def open_smiles_stream(path: str | Path, smiles_col: str | None = None) -> Smile
     if isinstance(path, pd.DataFrame):
         raise InvalidInputError("streaming needs a file path, not a DataFrame")
     path = Path(path)
+    if is_sdf_path(path) and path.is_file():
+        src = _load(path)
+        if smiles_col is not None:
+            smiles_col = _resolve_column(src.df, smiles_col, "--smiles-col", src.where)
+        col = smiles_col or str(src.df.columns[0])  # the structure's SMILES column comes first
+        return SmilesStream(path, col, list(src.df.columns), "", "", src.where, src)
     head, sep, encoding = _read_path_format(path, nrows=_HEAD_ROWS)
     where = f"'{path}'"
     if head.shape[1] == 0:
