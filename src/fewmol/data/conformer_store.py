@@ -306,6 +306,23 @@ def _store_lock(root: Path) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
+# Descriptors of the chunk claims this process holds. A flock belongs to the open file
+# description, which fork() shares with the child: a pool worker forked while the parent holds
+# claims would keep them locked after the parent lets go. Forked children close their copies.
+_CLAIM_FDS: set[int] = set()
+
+
+def _close_claims_in_child() -> None:
+    for fd in _CLAIM_FDS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _CLAIM_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_claims_in_child)
+
+
 class _ChunkQueue:
     """Unfinished chunks, claimed one at a time so that concurrent runs split them."""
 
@@ -355,6 +372,7 @@ class _ChunkQueue:
             self.on_skip(c)
             return False
         self.held[c.k] = fd
+        _CLAIM_FDS.add(fd)
         # temporaries of this chunk left by a killed run (a live run's are under its claim)
         for p in (self.root / CHUNKS).glob(f"*chunk_{c.k:06d}.*.tmp"):
             p.unlink(missing_ok=True)
@@ -364,11 +382,13 @@ class _ChunkQueue:
         """Drop the claim on a chunk (after its files are written)."""
         fd = self.held.pop(c.k, None)
         if fd is not None:
+            _CLAIM_FDS.discard(fd)
             os.close(fd)
 
     def close(self) -> None:
         """Drop every claim (a stopped run's chunks become free for the others)."""
         for fd in self.held.values():
+            _CLAIM_FDS.discard(fd)
             os.close(fd)
         self.held.clear()
 

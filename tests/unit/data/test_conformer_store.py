@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -203,3 +205,28 @@ def test_chunk_left_by_a_dead_run_is_taken_over(built, tmp_path):
     assert result and result[0].manifest["complete"]
     for name, arr in _arrays(first).items():
         assert np.array_equal(arr, _arrays(result[0])[name], equal_nan=True), name
+
+
+@pytest.mark.skipif(cs.fcntl is None, reason="chunk claims need fcntl.flock")
+def test_two_processes_with_worker_pools_share_a_store(built, tmp_path):
+    # Pool workers are forked while their parent holds chunk claims: they must not keep the
+    # claims locked after the parent lets go (both runs would then wait on each other forever).
+    code = (
+        "import sys, json; from fewmol.data.conformer_store import build_conformer_store;"
+        "from fewmol.chem.conformers import ConformerSettings;"
+        "st = ConformerSettings.from_dict(json.loads(sys.argv[2]));"
+        "build_conformer_store(json.loads(sys.argv[3]), sys.argv[1], st, workers=1, "
+        "chunk_size=1, progress=False)"
+    )
+    out = tmp_path / "two"
+    args = [str(out), json.dumps(ST.to_dict()), json.dumps(SMILES)]
+    procs = [subprocess.Popen([sys.executable, "-c", code, *args]) for _ in range(2)]
+    try:
+        codes = [p.wait(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert codes == [0, 0]
+    store = ConformerStore(out)
+    for name, arr in _arrays(built).items():
+        assert np.array_equal(arr, _arrays(store)[name], equal_nan=True), name
