@@ -9,6 +9,8 @@ GraphMVP needs the pooled hidden representation. So this module composes PyG's
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock, ShiftedSoftplus
@@ -73,6 +75,32 @@ def radius_graph(
             sel = rank < max_neighbors
             centre, nbr = centre[sel], nbr[sel]
     return torch.stack([nbr, centre], dim=0)
+
+
+def _interaction(
+    block: InteractionBlock,
+    h: torch.Tensor,
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    cutoff_weight: torch.Tensor,
+    edge_attr: torch.Tensor,
+) -> torch.Tensor:
+    """PyG's ``InteractionBlock.forward`` on the block's own weights, per-edge work in its dtype.
+
+    The same function (message x_j * W(d_ij) * C(d_ij), summed at i): under bf16 autocast PyG
+    multiplies the bfloat16 filters by a float32 cutoff, so every per-edge product and copy ran
+    in float32; here they stay in the filters' dtype and only the sum over neighbours
+    accumulates in float32 (a GraphMVP-C step in bf16 on one CPU thread: ~5 % more molecules/s,
+    benchmarks/results/speed.md). Without autocast it is PyG's float32 arithmetic.
+    """
+    conv = block.conv
+    w = conv.nn(edge_attr)
+    w = w * cutoff_weight.to(w.dtype).unsqueeze(1)
+    x = conv.lin1(h)
+    msg = x.index_select(0, src) * w.to(x.dtype)
+    acc = torch.promote_types(msg.dtype, torch.float32)  # bf16 messages sum in float32
+    agg = msg.new_zeros((h.shape[0], msg.shape[1]), dtype=acc).index_add(0, dst, msg.to(acc))
+    return block.lin(block.act(conv.lin2(agg)))
 
 
 class SchNetEncoder(nn.Module):
@@ -181,9 +209,11 @@ class SchNetEncoder(nn.Module):
         # Distances are recomputed outside radius_graph so gradients flow to pos.
         edge_weight = (pos[src] - pos[dst]).norm(dim=-1)
         edge_attr = self.distance_expansion(edge_weight)
+        # the cosine cutoff of the filters: the same in every block
+        cutoff_weight = 0.5 * (torch.cos(edge_weight * math.pi / self.cutoff) + 1.0)
         h = self.embedding(z)
         for block in self.interactions:
-            h = h + block(h, edge_index, edge_weight, edge_attr)
+            h = h + _interaction(block, h, src, dst, cutoff_weight, edge_attr)
         return self.lin2(self.act(self.lin1(h)))
 
     def forward(
