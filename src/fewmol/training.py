@@ -96,7 +96,7 @@ def make_adam(groups: list[dict], lr: float, weight_decay: float) -> torch.optim
     """Adam over parameter groups, fused into one kernel where torch has it (CPU, CUDA).
 
     The per-tensor loop of the default implementation took ~7 % of a GIN fine-tuning step on one
-    CPU thread (~9 ms against ~3 ms fused: benchmarks/results/speed.md).
+    CPU thread (~7 ms against ~2 ms fused: benchmarks/results/speed.md).
     """
     params = [p for g in groups for p in g["params"]]
     fused = bool(params) and all(
