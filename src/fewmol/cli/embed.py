@@ -12,7 +12,7 @@ from fewmol.finetune.defaults import DEFAULT_CHUNK_ROWS
 
 def embed(
     model_dir: Path = typer.Argument(..., help="A model dir written by `fewmol finetune`."),
-    input: Path = typer.Argument(..., help="CSV with a SMILES column."),
+    input: Path = typer.Argument(..., help="CSV with a SMILES column, or an SD file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .parquet (or .csv)."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),

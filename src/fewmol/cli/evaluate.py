@@ -92,7 +92,8 @@ def evaluate(
         ..., help="A model dir from `fewmol finetune` (or an ensemble), `multitask` or `dta`."
     ),
     data: Path = typer.Argument(
-        ..., help="CSV with a SMILES column and measured labels (DTA: and protein sequences)."
+        ...,
+        help="CSV or SD file with SMILES and measured labels (DTA: CSV with sequences).",
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Write the full report here (JSON)."),
     predictions: Path = typer.Option(

@@ -12,7 +12,7 @@ from fewmol.finetune.defaults import DEFAULT_STEPS
 
 def explain(
     model_dir: Path = typer.Argument(..., help="A model dir from `fewmol finetune`."),
-    input: Path = typer.Argument(..., help="CSV with a SMILES column."),
+    input: Path = typer.Argument(..., help="CSV with a SMILES column, or an SD file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output CSV: one row per molecule x task."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     task: str = typer.Option(None, help="Comma-separated tasks to explain (default: all)."),

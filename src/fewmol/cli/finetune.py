@@ -89,7 +89,7 @@ def _scratch_featurizer(resumed: Path | None) -> str:
 
 
 def finetune(
-    data: str = typer.Argument(..., help="CSV file, or a dataset name (see `fewmol data list`)."),
+    data: str = typer.Argument(..., help="CSV or SD file, or a dataset name (`fewmol data list`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     target_cols: str = typer.Option(None, help="Comma-separated target columns (default: auto)."),

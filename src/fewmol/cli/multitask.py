@@ -31,7 +31,8 @@ _GRAPH_METHODS = ("jaccard", "pearson", "mi")
 
 def multitask(
     data: str = typer.Argument(
-        ..., help="CSV (SMILES + many 0/1 task columns, empty = missing) or a dataset name."
+        ...,
+        help="CSV/SD file (SMILES + many 0/1 task columns, empty = missing) or a dataset name.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
     method: str = typer.Option("sgnn-ebm", help=" | ".join(METHODS) + "."),

@@ -15,7 +15,7 @@ def predict(
     model_dir: Path = typer.Argument(
         ..., help="A model dir from `fewmol finetune`, `fewmol multitask` or `fewmol dta`."
     ),
-    input: Path = typer.Argument(..., help="CSV with a SMILES column."),
+    input: Path = typer.Argument(..., help="CSV with a SMILES column, or an SD file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output CSV."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
