@@ -110,7 +110,7 @@ def _smiles(block: str) -> tuple[str, str]:
     return "", "RDKit could not read the record's molecule"
 
 
-def read_sdf(path: str | Path) -> SdfTable:
+def read_sdf_table(path: str | Path) -> SdfTable:
     """Read an SD file into a table of text cells (see the module docstring)."""
     path = Path(path)
     try:

@@ -51,7 +51,7 @@ import pandas as pd
 from rdkit import Chem
 
 from fewmol.chem.mol import NO_HYGIENE, Hygiene, try_canonical_smiles
-from fewmol.data.sdf import is_sdf_path, read_sdf
+from fewmol.data.sdf import is_sdf_path, read_sdf_table
 from fewmol.errors import InvalidInputError
 
 __all__ = [
@@ -348,7 +348,7 @@ def _load(source: str | Path | pd.DataFrame) -> _Source:
     if isinstance(source, pd.DataFrame):
         df = _frame_to_text(source)
     elif isinstance(source, (str, Path)) and is_sdf_path(source) and Path(source).is_file():
-        sdf = read_sdf(source)
+        sdf = read_sdf_table(source)
         df, lines, failures = sdf.frame, sdf.lines, sdf.failures
     elif isinstance(source, (str, Path)):
         df = _read_path(Path(source))

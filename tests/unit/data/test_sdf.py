@@ -10,7 +10,7 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from fewmol.data.sdf import is_sdf_path, read_sdf
+from fewmol.data.sdf import is_sdf_path, read_sdf_table
 from fewmol.data.tables import long_to_wide, open_smiles_stream, read_smiles, read_table
 from fewmol.errors import InvalidInputError
 
@@ -59,7 +59,7 @@ def _start_lines(path: Path) -> list[int]:
 
 
 def test_read_sdf_fields_lines_and_failures(sdf):
-    t = read_sdf(sdf)
+    t = read_sdf_table(sdf)
     df = t.frame
     assert list(df.columns) == ["smiles", "name", "pIC50", "assay", "note"]
     assert df["name"].tolist()[:2] == ["ethanol", "phenol"]
@@ -123,7 +123,7 @@ def test_refusals(sdf, tmp_path):
 def test_field_named_smiles_keeps_the_structure_first(tmp_path):
     path = tmp_path / "s.sdf"
     path.write_text(_block("CCN", "x", {"SMILES": "CCO", "y": "1"}) + "$$$$\n")
-    df = read_sdf(path).frame
+    df = read_sdf_table(path).frame
     assert list(df.columns)[:2] == ["structure_smiles", "name"]
     assert read_table(path, target_cols=["y"]).smiles == ["CCN"]
-    assert np.array_equal(read_sdf(path).lines, [1])
+    assert np.array_equal(read_sdf_table(path).lines, [1])
