@@ -302,7 +302,10 @@ def _store_lock(root: Path) -> Iterator[None]:
         return
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network mounts): build alone
+            pass
         yield  # closing the file releases the lock
 
 
@@ -364,6 +367,8 @@ class _ChunkQueue:
         except BlockingIOError:
             os.close(fd)
             return None
+        except OSError:  # a file system without locks: generate it, as a lone run would
+            pass
         except BaseException:
             os.close(fd)
             raise

@@ -230,3 +230,14 @@ def test_two_processes_with_worker_pools_share_a_store(built, tmp_path):
     store = ConformerStore(out)
     for name, arr in _arrays(built).items():
         assert np.array_equal(arr, _arrays(store)[name], equal_nan=True), name
+
+
+@pytest.mark.skipif(cs.fcntl is None, reason="chunk claims need fcntl.flock")
+def test_file_system_without_locks_builds_alone(built, tmp_path, monkeypatch):
+    def no_locks(fd, op):
+        raise OSError(37, "No locks available")  # ENOLCK, as some network mounts answer
+
+    monkeypatch.setattr(cs.fcntl, "flock", no_locks)
+    store = build_conformer_store(SMILES, tmp_path / "nolock", ST, workers=0, chunk_size=3)
+    for name, arr in _arrays(built).items():
+        assert np.array_equal(arr, _arrays(store)[name], equal_nan=True), name
