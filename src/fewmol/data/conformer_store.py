@@ -241,9 +241,19 @@ def _clear(root: Path) -> None:
 def _prepare(
     root: Path, smiles: list[str], source: str, options: dict, chunk_size: int, resume: bool
 ) -> tuple[dict, list[tuple[int, int]]]:
-    """Open or start the store in ``root``; return its manifest and chunk bounds."""
+    """Open or start the store in ``root``; return its manifest and chunk bounds.
+
+    Under the store's lock: a run beside this one may be opening the same store.
+    """
     if root.exists() and not root.is_dir():
         raise InvalidInputError(f"--out {root} is a file; give a directory for the store")
+    with _store_lock(root):
+        return _open_or_start(root, smiles, source, options, chunk_size, resume)
+
+
+def _open_or_start(
+    root: Path, smiles: list[str], source: str, options: dict, chunk_size: int, resume: bool
+) -> tuple[dict, list[tuple[int, int]]]:
     key = conformer_key(smiles, source, options)
     new = {
         "format": STORE_FORMAT,
@@ -400,6 +410,11 @@ class _ChunkQueue:
 
 def _finish(root: Path, manifest: dict, seconds: float | None) -> ConformerStore:
     """Check every chunk, write failures.csv/warnings.csv and mark the manifest complete."""
+    with _store_lock(root):  # runs that built the store together finish it one at a time
+        return _write_finish(root, manifest, seconds)
+
+
+def _write_finish(root: Path, manifest: dict, seconds: float | None) -> ConformerStore:
     manifest = dict(manifest, complete=True)
     store = ConformerStore(root, _manifest=manifest)
     _write_csv_atomic(root / "failures.csv", store.failures)
@@ -641,10 +656,7 @@ def build_conformer_store(
     root = Path(out_dir)
     # at least ~4 chunks per worker, so the last chunks do not leave cores idle
     size = min(chunk_size, max(1, math.ceil(len(smiles) / (4 * max(workers, 1)))))
-    if root.exists() and not root.is_dir():
-        raise InvalidInputError(f"--out {root} is a file; give a directory for the store")
-    with _store_lock(root):  # a run beside this one may be opening the same store
-        manifest, bounds = _prepare(root, smiles, "rdkit-etkdg", settings.to_dict(), size, resume)
+    manifest, bounds = _prepare(root, smiles, "rdkit-etkdg", settings.to_dict(), size, resume)
     chunks = [_Chunk(k, a, b) for k, (a, b) in enumerate(bounds) if not _chunk_done(root, k, b - a)]
     done_before = len(smiles) - sum(c.stop - c.start for c in chunks)
     with _progress_bar(len(smiles), progress) as report:
@@ -682,8 +694,7 @@ def build_conformer_store(
                 )
         finally:
             queue.close()
-    with _store_lock(root):
-        return _finish(root, manifest, time.perf_counter() - t0)
+    return _finish(root, manifest, time.perf_counter() - t0)
 
 
 def write_conformer_store(
