@@ -342,7 +342,8 @@ class _Source:
 
 
 def _load(source: str | Path | pd.DataFrame) -> _Source:
-    """Read the source as all-text DataFrame without trailing blank rows; also a blank-row mask."""
+    """Read the source as all-text cells without trailing blank rows, with a blank-row mask (and,
+    for an SD file, record start lines and unreadable records)."""
     where = _where(source)
     lines, failures = None, {}
     if isinstance(source, pd.DataFrame):
@@ -361,9 +362,10 @@ def _load(source: str | Path | pd.DataFrame) -> _Source:
             f"{where} has no columns; expected a header line such as 'smiles,label'"
         )
     # blank lines at the end of a file are not rows (an SD record is a row, even if empty)
-    nonblank = (df.apply(lambda s: s.str.strip()) != "").any(axis=1).to_numpy()
     if lines is not None:
         nonblank = np.ones(len(df), dtype=bool)
+    else:
+        nonblank = _nonblank_rows(df)
     last = int(np.flatnonzero(nonblank)[-1]) + 1 if nonblank.any() else 0
     df = df.iloc[:last].reset_index(drop=True)
     if len(df) == 0:
