@@ -95,3 +95,55 @@ def test_per_epoch_method_state_survives_a_resume(tmp_path, method, pretrain):
         assert a[f"{method}_aug_entropy"].iloc[-1] < np.log(25) - 1e-3
     else:  # epochs 2-3 trained the prototype term
         assert a[f"{method}_loss_proto"].isna().tolist() == [True, False, False]
+
+
+class _Stop(Exception):
+    """Stands in for a kill right after a mid-epoch checkpoint."""
+
+
+def test_a_run_stopped_mid_epoch_resumes_to_the_unbroken_result(
+    tmp_path, pretrain, run_pretrain, monkeypatch
+):
+    import fewmol.pretrain.run as run_mod
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ("--method", "graphmvp-g", "--epochs", "3")
+    pretrain(*args, "--out", full)
+    # 24 molecules in batches of 8: stop after the first batch of epoch 2, whose checkpoint
+    # (written after every batch at this interval) holds 8 of the epoch's 24 molecules
+    seen: list[tuple[int, int]] = []
+    original = run_mod._Recorder.on_train_batch_end
+
+    def stop_after(self, trainer, pl_module, outputs, batch, idx):
+        original(self, trainer, pl_module, outputs, batch, idx)
+        seen.append((self.run.epochs_done, idx))
+        if (self.run.epochs_done, idx) == (1, 0):
+            raise _Stop
+
+    monkeypatch.setattr(run_mod._Recorder, "on_train_batch_end", stop_after)
+    result = run_pretrain("--data", TINY, *args, "--checkpoint-every", "1e-9", "--out", part)
+    assert isinstance(result.exception, _Stop), result.output
+    state = json.loads((part / "checkpoints" / "last.json").read_text())
+    assert state["epochs_done"] == 1 and state["progress"]["items"] == 8
+    assert state["progress"]["molecules"] == 8 and "loss" in state["progress"]["sums"]
+    assert len(pd.read_csv(part / "pretrain_log.csv")) == 1  # the log keeps finished epochs
+    monkeypatch.setattr(run_mod._Recorder, "on_train_batch_end", original)
+
+    pretrain(*args, "--resume", "--out", part)
+    a, b = pd.read_csv(full / "pretrain_log.csv"), pd.read_csv(part / "pretrain_log.csv")
+    assert a["epoch"].tolist() == b["epoch"].tolist() == [1, 2, 3]
+    assert a["molecules"].tolist() == b["molecules"].tolist() == [24, 24, 24]
+    losses = [c for c in a.columns if c not in ("time_s", "mol_per_s")]
+    np.testing.assert_allclose(a[losses].to_numpy(), b[losses].to_numpy(), rtol=0, atol=1e-6)
+    wa, wb = load_tensors(full / "encoder.safetensors"), load_tensors(part / "encoder.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    state = json.loads((part / "checkpoints" / "last.json").read_text())
+    assert state["epochs_done"] == 3 and "progress" not in state
+
+
+def test_joao_checkpoints_at_epoch_ends_only(tmp_path, pretrain):
+    # its epoch-end update needs every batch it kept this epoch, which no checkpoint holds
+    out = tmp_path / "joao"
+    pretrain("--method", "joao", "--epochs", "1", "--checkpoint-every", "1e-9", "--out", out)
+    state = json.loads((out / "checkpoints" / "last.json").read_text())
+    assert state["epochs_done"] == 1 and "progress" not in state

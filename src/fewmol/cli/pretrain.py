@@ -87,6 +87,12 @@ def pretrain(
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(os.cpu_count() or 1, min=0, help="Conformer/feature processes."),
     resume: bool = typer.Option(False, help="Continue a stopped run in --out."),
+    checkpoint_every: float = typer.Option(
+        300.0,
+        min=0.0,
+        help="Seconds between checkpoints inside an epoch (0: at epoch ends only); --resume "
+        "continues from the last one, so a stop loses at most this much training.",
+    ),
     force: bool = typer.Option(False, help="Start over in a non-empty --out."),
     accelerator: str = typer.Option("auto", help="Lightning accelerator: auto | cpu | gpu."),
     devices: str = typer.Option("auto", help="Lightning devices, e.g. 1, 4 or auto."),
@@ -116,7 +122,7 @@ def pretrain(
             aug_strength=aug_strength, joao_gamma=joao_gamma,
             max_molecules=max_molecules, workers=workers, accelerator=accelerator,
             devices=devices, strategy=strategy, num_nodes=num_nodes, precision=precision,
-            progress=not quiet,
+            progress=not quiet, checkpoint_every_s=checkpoint_every,
         )  # fmt: skip
         cfg.validate()  # bad flags fail before minutes of data preparation
         child = is_ddp_child()  # rank > 0 re-runs this command: rank 0 owns --out

@@ -30,10 +30,15 @@ class _Indices(Dataset):
 
 
 class EpochSeededSampler(Sampler[int]):
-    """Shuffles with seed (seed, epoch), so a resumed run sees the same order as an unbroken one."""
+    """Shuffles with seed (seed, epoch), so a resumed run sees the same order as an unbroken one.
 
-    def __init__(self, n: int, seed: int, epoch_offset: int = 0):
+    ``skip`` leaves out the first items of that order: a run resumed in the middle of an epoch
+    continues with the items it had not reached.
+    """
+
+    def __init__(self, n: int, seed: int, epoch_offset: int = 0, skip: int = 0):
         self.n, self.seed, self.epoch, self.epoch_offset = n, seed, 0, epoch_offset
+        self.skip = min(max(int(skip), 0), n)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
@@ -41,10 +46,10 @@ class EpochSeededSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch + self.epoch_offset])
-        return iter(rng.permutation(self.n).tolist())
+        return iter(rng.permutation(self.n)[self.skip :].tolist())
 
     def __len__(self) -> int:
-        return self.n
+        return self.n - self.skip
 
 
 class _Collate:

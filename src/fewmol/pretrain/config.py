@@ -65,6 +65,8 @@ class PretrainConfig:
     num_nodes: int = 1
     precision: str = "32-true"  # Lightning precision: 32-true | bf16-mixed | 16-mixed
     progress: bool = True
+    # seconds between mid-epoch checkpoints (0: at epoch ends only); a stop loses at most this
+    checkpoint_every_s: float = 300.0
 
     def validate(self) -> None:
         """Raise InvalidInputError for a setting that cannot work."""
@@ -87,6 +89,7 @@ class PretrainConfig:
             (min(self.alpha1, self.alpha2, self.alpha3, self.beta) >= 0, "weights must be >= 0"),
             (self.temperature > 0, "--temperature must be > 0"),
             (self.epochs >= 1, "--epochs must be >= 1"),
+            (self.checkpoint_every_s >= 0, "--checkpoint-every must be >= 0 seconds"),
             (self.batch_size >= 2, "--batch-size must be >= 2 (EBM-NCE draws in-batch negatives)"),
         ]
         for ok, message in checks:

@@ -426,10 +426,18 @@ class ConformerSampler(Sampler[tuple[int, int]]):
     ``cycle``: each molecule once per epoch, conformer ``(offset + epoch) mod C`` with
     per-molecule offsets drawn from ``seed``; ``all``: every (molecule, conformer) pair once
     per epoch (GraphMVP's epoch). Molecule order is the same permutation as
-    :class:`~fewmol.data.module.EpochSeededSampler` with the same seed.
+    :class:`~fewmol.data.loaders.EpochSeededSampler` with the same seed; ``skip`` leaves out
+    the first pairs of that order (a run resumed in the middle of an epoch).
     """
 
-    def __init__(self, n_confs: np.ndarray, seed: int, epoch_offset: int = 0, mode: str = "cycle"):
+    def __init__(
+        self,
+        n_confs: np.ndarray,
+        seed: int,
+        epoch_offset: int = 0,
+        mode: str = "cycle",
+        skip: int = 0,
+    ):
         if mode not in CONF_SAMPLING:
             raise ValueError(f"conformer sampling must be one of {CONF_SAMPLING}, got {mode!r}")
         self.n_confs = np.asarray(n_confs, np.int64)
@@ -437,6 +445,7 @@ class ConformerSampler(Sampler[tuple[int, int]]):
             raise ValueError("every molecule needs at least one conformer")
         self.seed, self.epoch, self.epoch_offset, self.mode = seed, 0, epoch_offset, mode
         self.offsets = np.random.default_rng([seed, _OFFSET_STREAM]).integers(0, self.n_confs)
+        self.skip = min(max(int(skip), 0), self._full_len())
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
@@ -458,7 +467,10 @@ class ConformerSampler(Sampler[tuple[int, int]]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         mol, conf = self.pairs(self.epoch + self.epoch_offset)
-        return iter(zip(mol.tolist(), conf.tolist()))
+        return iter(zip(mol[self.skip :].tolist(), conf[self.skip :].tolist()))
+
+    def _full_len(self) -> int:
+        return len(self.n_confs) if self.mode == "cycle" else int(self.n_confs.sum())
 
     def __len__(self) -> int:
-        return len(self.n_confs) if self.mode == "cycle" else int(self.n_confs.sum())
+        return self._full_len() - self.skip

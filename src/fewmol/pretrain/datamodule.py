@@ -30,8 +30,11 @@ class PretrainDataModule(L.LightningDataModule):
         conf_sampling: str = "cycle",
         num_workers: int = 0,
         use_3d: bool | None = None,
+        skip: int = 0,
     ):
         super().__init__()
+        # items of the first epoch already trained before a mid-epoch stop (all ranks together)
+        self.skip = skip
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.epoch_offset, self.conf_sampling, self.num_workers = (
             epoch_offset,
@@ -43,16 +46,22 @@ class PretrainDataModule(L.LightningDataModule):
             raise ValueError("3D batches need a PretrainData with conformers")
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches, seeded by (seed, epoch)."""
+        """Shuffled batches, seeded by (seed, epoch); the first epoch may start part-way.
+
+        With ``skip``, the run reloads its loader every epoch (``reload_dataloaders_every_n_
+        epochs=1``): only the loader of the first epoch is shortened.
+        """
         world = trainer_world_size(self)
+        trainer = getattr(self, "trainer", None)
+        skip = self.skip if trainer is None or trainer.current_epoch == 0 else 0
         if self.use_3d:
             sampler: Sampler = ConformerSampler(
-                self.data.n_confs, self.seed, self.epoch_offset, self.conf_sampling
+                self.data.n_confs, self.seed, self.epoch_offset, self.conf_sampling, skip
             )
             dataset: Dataset = _Items(len(sampler))
             collate: Any = Collate3D(self.data)
         else:
-            sampler = EpochSeededSampler(len(self.data), self.seed, self.epoch_offset)
+            sampler = EpochSeededSampler(len(self.data), self.seed, self.epoch_offset, skip)
             dataset = _Indices(np.arange(len(self.data)))
             collate = _Collate(self.data.graphs, self.data.graph_labels)
         return DataLoader(

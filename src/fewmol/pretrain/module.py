@@ -3,8 +3,9 @@
 Both log the per-epoch mean of every loss part (weighted by molecules per batch, gathered
 across DDP ranks) through :meth:`PretrainModule.pop_epoch_metrics`, draw their random choices
 (masked atoms, context centres) from a generator re-seeded from (seed, epoch, rank) at each
-epoch start, so a resumed run repeats an unbroken one, and keep only the GIN encoder for
-fine-tuning (``module.encoder``).
+epoch start and re-seed torch's RNG likewise, so a resumed run repeats an unbroken one (from a
+mid-epoch checkpoint too: :meth:`PretrainModule.epoch_progress`), and keep only the GIN encoder
+for fine-tuning (``module.encoder``).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ __all__ = ["MASK_MODES", "GraphMVPModule", "Pretrain2DModule", "PretrainModule",
 Parts = dict[str, torch.Tensor | float]
 
 
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """A 63-bit seed for (run seed, absolute epoch, DDP rank)."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(2, np.uint64)[0] >> 1)
+def _epoch_seed(seed: int, epoch: int, rank: int, stream: int = 0) -> int:
+    """A 63-bit seed for (run seed, absolute epoch, DDP rank[, stream])."""
+    key = [seed, epoch, rank] + ([stream] if stream else [])
+    return int(np.random.SeedSequence(key).generate_state(2, np.uint64)[0] >> 1)
 
 
 class PretrainModule(L.LightningModule):
@@ -58,6 +60,8 @@ class PretrainModule(L.LightningModule):
         self._sums: dict[str, torch.Tensor | float] = {}
         self._weights: dict[str, int] = {}
         self._molecules = 0
+        # a mid-epoch checkpoint's progress, applied at the first batch of the resumed fit
+        self.pending_progress: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ to override
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, Parts]:
@@ -85,6 +89,66 @@ class PretrainModule(L.LightningModule):
         self._molecules += n
         self.log("loss", loss.detach(), batch_size=n, prog_bar=True, logger=False)
         return loss
+
+    @property
+    def mid_epoch_resume(self) -> bool:
+        """Whether a checkpoint written inside an epoch can resume it exactly."""
+        return True
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Seed torch's RNG at an epoch's first batch, or restore a mid-epoch stop's progress.
+
+        torch's global RNG (VRR noise, negatives) is re-seeded from (seed, epoch, rank) at the
+        first batch rather than carried across epochs: how often Lightning and the DataLoader
+        draw from it between epochs differs between an unbroken and a resumed run. A mid-epoch
+        checkpoint's state is applied here, not at load time, for the same reason.
+        """
+        progress, self.pending_progress = self.pending_progress, None
+        if progress is None:
+            if batch_idx == 0:
+                epoch = self.epoch_offset + self.current_epoch
+                torch.manual_seed(_epoch_seed(self.seed, epoch, self.global_rank, stream=1))
+            return
+        if self.global_rank == 0:
+            self._sums = dict(progress["sums"])
+            self._weights = {k: int(v) for k, v in progress["weights"].items()}
+            self._molecules = int(progress["molecules"])
+            if progress.get("torch_rng") is not None:
+                torch.set_rng_state(progress["torch_rng"])
+        states = progress.get("generators") or []
+        world = getattr(getattr(self, "_trainer", None), "world_size", 1)
+        if len(states) == world:  # another world size keeps the epoch's fresh seeds
+            self.generator.set_state(states[self.global_rank])
+
+    def epoch_progress(self) -> dict[str, Any]:
+        """The epoch so far, gathered over ranks: summed loss parts, molecules, generators.
+
+        Under DDP every rank must call this at the same step (it gathers across ranks).
+        """
+        local = (
+            {k: float(v) for k, v in self._sums.items()},
+            dict(self._weights),
+            self._molecules,
+            self.generator.get_state(),
+        )
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, local)
+        else:
+            gathered = [local]
+        sums: dict[str, float] = {}
+        weights: dict[str, int] = {}
+        for s, w, _, _ in gathered:
+            for k, v in s.items():
+                sums[k] = sums.get(k, 0.0) + v
+                weights[k] = weights.get(k, 0) + w[k]
+        return {
+            "sums": sums,
+            "weights": weights,
+            "molecules": sum(g[2] for g in gathered),
+            "generators": [g[3] for g in gathered],
+        }
 
     def pop_epoch_metrics(self) -> dict[str, float]:
         """Per-epoch mean of every part over all ranks, plus ``molecules`` seen; then reset.
@@ -139,6 +203,11 @@ class Pretrain2DModule(PretrainModule):
     ):
         super().__init__(encoder, lr, weight_decay, seed)
         self.method = method
+
+    @property
+    def mid_epoch_resume(self) -> bool:
+        """False for a method whose epoch-end update needs the whole epoch (JOAO)."""
+        return bool(getattr(self.method, "mid_epoch_resume", True))
 
     def compute_loss(self, batch: GraphBatch) -> tuple[torch.Tensor, Parts]:
         """The method's loss on the batch."""

@@ -9,12 +9,15 @@ The out dir is an encoder dir (``fewmol finetune --init DIR`` loads it) plus the
 * ``encoder.safetensors``: the GIN weights after the last finished epoch;
 * ``pretrain_log.csv``: one row per epoch: mean of every loss part, molecules, seconds, mol/s;
 * ``checkpoints/last.safetensors``: all weights (GIN, SchNet, heads), optimiser and RNG state,
-  so ``resume=True`` continues at the next epoch with the same shuffling and masks;
+  written after every epoch and every ``checkpoint_every_s`` seconds within one (then with the
+  epoch's loss sums and random states so far), so ``resume=True`` continues where it stopped
+  with the same shuffling and masks;
 * ``loss_curve.png``, and ``excluded.csv`` (molecules without usable conformers).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
 from pathlib import Path
@@ -61,6 +64,7 @@ _RESUMABLE = {
     "strategy",
     "num_nodes",
     "precision",
+    "checkpoint_every_s",
 }
 
 
@@ -204,8 +208,22 @@ class _Unaliased:
         return self.module.load_state_dict(full, strict=strict)
 
 
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _unb64(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+
+
+# Under DDP, ranks agree every this many steps on whether a mid-epoch checkpoint is due (one
+# small collective): each rank's clock alone could make them disagree and deadlock the gather.
+_SYNC_EVERY = 16
+
+
 class _Recorder(L.Callback):
-    """After each epoch: log row, encoder dir, resumable checkpoint (rank 0 writes)."""
+    """After each epoch: log row, encoder dir, resumable checkpoint (rank 0 writes); within an
+    epoch, a resumable checkpoint every ``checkpoint_every_s`` seconds."""
 
     def __init__(self, run: PretrainRun):
         self.run = run
@@ -214,15 +232,37 @@ class _Recorder(L.Callback):
         # not at fit(): DDP process launch and setup are not training time
         self.run.epoch_start = time.time()
 
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: PretrainModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        run = self.run
+        every = run.cfg.checkpoint_every_s
+        if every <= 0 or idx + 1 >= trainer.num_training_batches or not pl_module.mid_epoch_resume:
+            return  # the epoch's end writes a checkpoint anyway
+        due = time.time() - run.last_checkpoint >= every
+        if trainer.world_size > 1:
+            if idx % _SYNC_EVERY:
+                return
+            due = trainer.strategy.reduce_boolean_decision(due, all=False)
+        if not due:
+            return
+        progress = pl_module.epoch_progress()  # every rank: it gathers across ranks
+        items = run.items_before + (idx + 1) * run.cfg.batch_size * trainer.world_size
+        if trainer.is_global_zero:
+            run.record_progress(items, progress, pl_module, trainer.optimizers[0])
+        run.last_checkpoint = time.time()
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: PretrainModule) -> None:
         metrics = pl_module.pop_epoch_metrics()  # every rank: it gathers across ranks
-        seconds = time.time() - self.run.epoch_start
+        seconds = time.time() - self.run.epoch_start + self.run.seconds_before
         self.run.epochs_done += 1
+        self.run.items_before, self.run.seconds_before = 0, 0.0
         row = {"epoch": self.run.epochs_done, "loss": metrics.pop("loss", None), **metrics}
         row["time_s"] = round(seconds, 3)
         row["mol_per_s"] = round(metrics["molecules"] / max(seconds, 1e-9), 2)
         if trainer.is_global_zero:
             self.run.record_epoch(row, pl_module, trainer.optimizers[0])
+        self.run.last_checkpoint = time.time()
 
 
 class PretrainRun(RunCounters):
@@ -248,8 +288,11 @@ class PretrainRun(RunCounters):
         self.log_rows: list[dict[str, Any]] = []
         self.epochs_done = 0
         self.wall_before = 0.0
-        self.started = self.epoch_start = time.time()
+        self.started = self.epoch_start = self.last_checkpoint = time.time()
         self.hparams: dict[str, Any] = {}
+        # a run resumed mid-epoch: items of that epoch trained before, and their seconds
+        self.items_before, self.seconds_before = 0, 0.0
+        self.progress: dict[str, Any] | None = None
 
     # -------------------------------------------------------------- config
     def info(self) -> dict[str, Any]:
@@ -305,6 +348,31 @@ class PretrainRun(RunCounters):
         state = self.counters()
         save_training_state(self.ckpt, _Unaliased(module), opt, state)  # type: ignore[arg-type]
 
+    def record_progress(
+        self,
+        items: int,
+        progress: dict[str, Any],
+        module: PretrainModule,
+        opt: torch.optim.Optimizer,
+    ) -> None:
+        """Write a mid-epoch resume checkpoint: weights, optimiser and the epoch so far.
+
+        The encoder dir and the log keep the last finished epoch; ``--resume`` continues this
+        epoch after its first ``items`` samples, with the loss sums and random states as they
+        were, so the run ends as an unbroken one would.
+        """
+        state = self.counters()
+        state["progress"] = {
+            "items": items,
+            "seconds": self.seconds_before + time.time() - self.epoch_start,
+            "sums": progress["sums"],
+            "weights": progress["weights"],
+            "molecules": progress["molecules"],
+            "generators": [_b64(g) for g in progress["generators"]],
+            "torch_rng": _b64(torch.get_rng_state()),
+        }
+        save_training_state(self.ckpt, _Unaliased(module), opt, state)  # type: ignore[arg-type]
+
     def restore(self, module: PretrainModule) -> None:
         """Load the last checkpoint into ``module`` and this run's counters."""
         module.optimizer_state, state = load_training_state(
@@ -312,6 +380,17 @@ class PretrainRun(RunCounters):
             _Unaliased(module),  # type: ignore[arg-type]
         )
         self.restore_counters(state)
+        progress = state.get("progress")
+        if progress:
+            self.items_before = int(progress["items"])
+            self.seconds_before = float(progress["seconds"])
+            module.pending_progress = {
+                "sums": progress["sums"],
+                "weights": progress["weights"],
+                "molecules": progress["molecules"],
+                "generators": [_unb64(g) for g in progress["generators"]],
+                "torch_rng": _unb64(progress["torch_rng"]),
+            }
 
     # -------------------------------------------------------------- main
     def fit(self, resume: bool = False) -> dict[str, Any]:
@@ -353,8 +432,11 @@ class PretrainRun(RunCounters):
                 epoch_offset=self.epochs_done,
                 conf_sampling=cfg.conf_sampling,
                 use_3d=cfg.method in METHODS_3D,
+                skip=self.items_before,
             )
-            trainer = make_trainer(cfg, remaining, [_Recorder(self)], limit_val_batches=0)
+            # a mid-epoch resume shortens the first epoch's loader only: reload it every epoch
+            reload = {"reload_dataloaders_every_n_epochs": 1} if self.items_before else {}
+            trainer = make_trainer(cfg, remaining, [_Recorder(self)], limit_val_batches=0, **reload)
             trainer.fit(module, datamodule=dm)
             if not trainer.is_global_zero:
                 return {}

@@ -70,6 +70,22 @@ def test_conformer_sampler_uses_every_conformer_and_is_resumable():
     assert sorted(every) == [(m, c) for m in range(4) for c in range(n_confs[m])]
 
 
+@pytest.mark.parametrize("mode", ["cycle", "all"])
+def test_samplers_resumed_mid_epoch_continue_the_same_order(mode):
+    from fewmol.data.loaders import EpochSeededSampler
+
+    n_confs = np.array([1, 2, 3, 5, 1, 2])
+    full = ConformerSampler(n_confs, seed=3, mode=mode)
+    full.set_epoch(4)
+    part = ConformerSampler(n_confs, seed=3, epoch_offset=4, mode=mode, skip=4)
+    assert list(part) == list(full)[4:] and len(part) == len(full) - 4
+    assert len(ConformerSampler(n_confs, seed=3, mode=mode, skip=10**6)) == 0
+    flat = EpochSeededSampler(9, seed=1)
+    flat.set_epoch(2)
+    part2 = EpochSeededSampler(9, seed=1, epoch_offset=2, skip=5)
+    assert list(part2) == list(flat)[5:] and len(part2) == 4
+
+
 def test_molecules_without_conformers_are_excluded_and_counted(tmp_path):
     csv = tmp_path / "m.csv"
     smiles = ["CCO", "c1ccccc1O", "C" * 101, "CC(=O)O"]

@@ -17,6 +17,8 @@ A method is an ``nn.Module`` holding only its own parts (prediction heads, a con
 * optional ``method.epoch_end(encoder, generator)``: per-epoch state (JOAO's augmentation
   distribution, GraphLoG's prototypes); the training loop calls it after each epoch's last
   optimisation step, before the epoch's checkpoint is written.
+* optional ``method.mid_epoch_resume = False``: the method keeps state within an epoch that
+  checkpoints do not hold (JOAO's kept batches), so runs checkpoint it at epoch ends only.
 
 Shared parts: :mod:`fewmol.pretrain.masking` (masks, subgraphs, BFS orders, per-graph
 sampling), :mod:`fewmol.pretrain.augment` (GraphCL's augmentations), ``_common`` (losses'

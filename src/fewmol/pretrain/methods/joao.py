@@ -71,6 +71,9 @@ class JOAO(GraphCL):
     """
 
     name: ClassVar[str] = "joao"
+    # the epoch-end update needs every batch kept since the epoch began, which a checkpoint
+    # does not hold: JOAO checkpoints at epoch ends only
+    mid_epoch_resume: ClassVar[bool] = False
 
     def __init__(
         self,
