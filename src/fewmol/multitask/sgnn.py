@@ -20,6 +20,20 @@ present, never a dense T x T array, so memory is linear in the number of edges. 
   uniform table. The floor bounds every log-ratio (by log((1 − s) K / s + 1) for a K-entry
   table), so no learned coupling is ever hard: a Gibbs chain can always leave a wrong mode,
   and training labels that always agree do not freeze it.
+
+The last layer's edge update is linear (no ReLU after it) and only the edge readout reads it,
+so ``forward`` folds it into the readout's first Linear instead of building it: with R_k the
+readout's weight block on layer k's states and W_e, W_p, b_e, b_p the last layer's,
+
+    R · (e_0 ⊕ ... ⊕ e_L) = Σ_{k<L-1} R_k e_k + (R_{L-1} + R_L W_e) e_{L-1}
+                            + G_i^c + G_j^c' + (R_L W_e b_p + R_L b_e),    G = R_L W_e W_p h
+
+with h the node states the last layer receives: G is one product per task state (B·T·C rows)
+instead of one per edge-state entry. The last edge states, their concatenation and one d x d
+product per entry (B·M·C·C rows) are never built, and the readout's product per entry reads
+L·d instead of (L + 1)·d features. The matrices are composed from the live parameters on
+every call, so training, gradients and saved models are those of the unfolded head
+(``states`` still returns the unfolded states).
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from fewmol.models.dropout import dropout
 from fewmol.multitask.task_embed import TaskGCN
@@ -139,7 +154,9 @@ class StructuredHead(nn.Module):
 
     ``edge_index`` / ``edge_weight`` are the symmetric task graph (both directions, as
     :class:`~fewmol.multitask.task_graph.TaskGraph` stores it): the GCN uses both directions,
-    the SGNN each undirected edge once.
+    the SGNN each undirected edge once. With ``num_layers >= 1`` the edge log-potentials fold
+    the last layer's edge update into the edge readout (see the module docstring): the same
+    function, without the largest per-edge tensors of the last layer.
     """
 
     def __init__(
@@ -210,7 +227,18 @@ class StructuredHead(nn.Module):
 
         ``edges=False`` skips what only the edge readout reads (the last layer's edge update,
         the concatenation) and returns None for the edge states: the logits need node states
-        only.
+        only. ``forward`` does not call this with edges (it folds the last edge update).
+        """
+        hs, es, _ = self._propagate(z, last_edges=edges)
+        return torch.cat(hs, dim=-1), torch.cat(es, dim=-1) if edges else None
+
+    def _propagate(
+        self, z: torch.Tensor, last_edges: bool
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
+        """Every layer's node and edge states, and the node states the last layer received.
+
+        The last layer's edge update is built only if ``last_edges``; the received node states
+        (its pair term's input) are None without layers.
         """
         b, t, m, d, c = z.shape[0], self.num_tasks, self.num_edges, self.state_dim, NUM_CLASSES
         task = self.task_gcn(self.gcn_edge_index, self.gcn_edge_weight)  # (T, dt)
@@ -219,9 +247,11 @@ class StructuredHead(nn.Module):
         h = self.node_init(zb, task.unsqueeze(0)).view(b, t, c, d)
         e = self.edge_init(zb, task[src].unsqueeze(0), task[dst].unsqueeze(0)).view(b, m, c, c, d)
         hs, es = [h], [e]
+        h_last = None
         last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
-            if k == last and not edges:  # only the edge readout reads the last edge update
+            h_last = h
+            if k == last and not last_edges:  # only the edge readout reads the last edge update
                 h = layer.node_update(h, e, src, dst, self.inv_deg)
             else:
                 h, e = layer(h, e, src, dst, self.inv_deg)
@@ -232,19 +262,57 @@ class StructuredHead(nn.Module):
                 h = torch.relu(h)
             h = dropout(h, self.dropout, self.training)
             hs.append(h)
-        return torch.cat(hs, dim=-1), torch.cat(es, dim=-1) if edges else None
+        return hs, es, h_last
 
     def forward(self, z: torch.Tensor, potentials: bool = True) -> SGNNOutput:
         """Logits, and (if ``potentials``) the log-potential tables of the energy."""
-        h, e = self.states(z, edges=potentials)
+        # Without layers there is no edge update to fold: the readout reads e_0 as it is.
+        fold = potentials and len(self.layers) > 0
+        hs, es, h_last = self._propagate(z, last_edges=potentials and not fold)
+        h = torch.cat(hs, dim=-1)
         b, t = h.shape[:2]
         logits = self.logit_readout(h.reshape(b, t, -1)).squeeze(-1)
-        if e is None:
+        if not potentials:
             return SGNNOutput(logits)
         node = self._log_table(self.node_readout(h).squeeze(-1))  # (B, T, C)
-        m, c = e.shape[1], NUM_CLASSES
-        edge = self._log_table(self.edge_readout(e).reshape(b, m, c * c)).view(b, m, c, c)
+        m, c = es[0].shape[1], NUM_CLASSES
+        if fold:
+            assert h_last is not None
+            scores = self._folded_edge_scores(es, h_last)
+        else:
+            scores = self.edge_readout(torch.cat(es, dim=-1))
+        edge = self._log_table(scores.reshape(b, m, c * c)).view(b, m, c, c)
         return SGNNOutput(logits, node, edge)
+
+    def _folded_edge_scores(self, es: list[torch.Tensor], h_last: torch.Tensor) -> torch.Tensor:
+        """Edge readout (B, M, C, C, 1) of e_0..e_{L-1} with the last edge update folded in.
+
+        ``h_last`` (B, T, C, d) are the node states the last layer received (its pair term).
+        """
+        d, n = self.state_dim, len(self.layers)
+        first, act, out = self.edge_readout
+        last = self.layers[-1]
+        w = first.weight
+        # The composed matrices are (hidden x d), free to build: built in the parameters'
+        # precision (outside autocast), the products below see each rounded to bf16 once,
+        # as a Linear sees its weight.
+        with torch.autocast(h_last.device.type, enabled=False):
+            r_last = w[:, n * d :]
+            rw = r_last @ last.edge_lin.weight
+            w_edge = torch.cat([w[:, : (n - 1) * d], w[:, (n - 1) * d : n * d] + rw], dim=1)
+            w_pair = rw @ last.pair_lin.weight
+            bias = rw @ last.pair_lin.bias + r_last @ last.edge_lin.bias + first.bias
+        g = F.linear(h_last, w_pair)  # (B, T, C, hidden): once per task state, not per entry
+        g_src = g + bias.to(g.dtype)
+        src, dst = self.pairs[0], self.pairs[1]
+        x = es[0] if len(es) == 1 else torch.cat(es, dim=-1)
+        pre = F.linear(x, w_edge)  # (B, M, C, C, hidden)
+        # In place: linear's backward does not need its output, and the (B, M, C, C, hidden)
+        # tensor is the largest of the step. index_select (not [:, src]) for its index_add
+        # backward, several times faster on CPU than indexing's accumulating index_put.
+        pre = pre.add_(g_src.index_select(1, src).unsqueeze(3))
+        pre = pre.add_(g.index_select(1, dst).unsqueeze(2))
+        return out(act(pre))
 
     def _log_table(self, scores: torch.Tensor) -> torch.Tensor:
         """log((1 − s) softmax(scores) + s / K) over the last dim (K entries)."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from fewmol.multitask.sgnn import StateLayer, StructuredHead, undirected_pairs
+from fewmol.multitask.sgnn import SGNNOutput, StateLayer, StructuredHead, undirected_pairs
 from fewmol.multitask.task_embed import TaskGCN
 
 
@@ -105,6 +106,7 @@ def test_a_graph_without_edges_works() -> None:
     head = StructuredHead(3, np.zeros((2, 0), np.int64), None, 4, 4, 4, 8)
     out = head(torch.randn(2, 4))
     assert out.edge_pot.shape == (2, 0, 2, 2) and out.logits.shape == (2, 3)
+    (out.logits.sum() + out.node_pot.sum() + out.edge_pot.sum()).backward()  # the fold too
 
 
 def test_state_layer_matches_the_per_edge_formula() -> None:
@@ -146,3 +148,84 @@ def test_logits_alone_skip_the_edge_readout_and_agree_with_the_full_forward() ->
         head(z, potentials=True).logits.sum().backward()
     edge_saved = sum(1 for s in shapes if 12 in s)
     assert edge_saved < sum(1 for s in n_full if 12 in s)
+
+
+def _unfolded(head: StructuredHead, z: torch.Tensor) -> SGNNOutput:
+    """The head's outputs with the last edge update built: states() + readouts on the concat."""
+    h, e = head.states(z, edges=True)
+    assert e is not None
+    b, t = h.shape[:2]
+    m, c = e.shape[1], 2
+    logits = head.logit_readout(h.reshape(b, t, -1)).squeeze(-1)
+    node = head._log_table(head.node_readout(h).squeeze(-1))
+    edge = head._log_table(head.edge_readout(e).reshape(b, m, c * c)).view(b, m, c, c)
+    return SGNNOutput(logits, node, edge)
+
+
+def _outputs_and_grads(
+    head: StructuredHead, z: torch.Tensor, fn, seed: int = 0, bf16: bool = False
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    """(logits, node_pot, edge_pot) and every parameter's gradient of a fixed weighted sum."""
+    head.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)  # the same dropout draws for both paths
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = fn(head, z)
+    outs = [out.logits, out.node_pot, out.edge_pot]
+    gen = torch.Generator().manual_seed(1)
+    loss = sum((o * torch.randn(o.shape, generator=gen)).sum() for o in outs)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in head.named_parameters() if p.grad is not None}
+    return [o.detach() for o in outs], grads
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("mode", ["train", "eval", "train-dropout"])
+def test_folded_edge_readout_equals_the_unfolded_head(num_layers: int, mode: str) -> None:
+    """forward folds the last edge update into the edge readout: same outputs and gradients."""
+    torch.manual_seed(0)
+    p = 0.3 if mode == "train-dropout" else 0.0
+    head = StructuredHead(9, _random_graph(9, 14), None, 5, 4, 6, 7, num_layers, dropout=p)
+    head.train(mode != "eval")
+    z = torch.randn(4, 5)
+    want, want_grads = _outputs_and_grads(head, z, _unfolded)
+    got, got_grads = _outputs_and_grads(head, z, lambda hd, x: hd(x))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    # every parameter gets a gradient through the fold, the last edge update's included
+    assert set(got_grads) == set(want_grads) == {n for n, _ in head.named_parameters()}
+    for name, w in want_grads.items():
+        torch.testing.assert_close(got_grads[name], w, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_folded_edge_readout_under_bf16_autocast_is_close_to_float32() -> None:
+    torch.manual_seed(0)
+    head = StructuredHead(9, _random_graph(9, 14), None, 5, 4, 8, 16, num_layers=2).eval()
+    z = torch.randn(4, 5)
+    want, want_grads = _outputs_and_grads(head, z, _unfolded)
+    got, got_grads = _outputs_and_grads(head, z, lambda hd, x: hd(x), bf16=True)
+    old, old_grads = _outputs_and_grads(head, z, _unfolded, bf16=True)
+    for g, w, o in zip(got, want, old):
+        assert g.dtype == torch.float32  # SGNNOutput casts back
+        # within bf16 rounding of the float32 head, and about as close to it as the unfolded
+        # head under the same autocast (the roundings fall in other places)
+        torch.testing.assert_close(g, w, rtol=0.05, atol=0.05)
+        assert (g - w).abs().max() <= 2 * (o - w).abs().max() + 1e-3
+    # Gradients of a model this small lose several % to bf16 in either path (cancellations;
+    # single biases up to tens of %), so compare all of them together, in both paths.
+    flat = [torch.cat([g[n].flatten() for n in want_grads]) for g in (got_grads, old_grads)]
+    ref = torch.cat([w.flatten() for w in want_grads.values()])
+    err, err_old = [float((f - ref).norm() / ref.norm()) for f in flat]
+    assert err < 0.25 and err < 3 * err_old + 0.02, (err, err_old)
+    assert float(torch.nn.functional.cosine_similarity(flat[0], ref, dim=0)) > 0.97
+
+
+def test_the_fold_keeps_the_state_dict_and_needs_layers() -> None:
+    """No new parameters; without SGNN layers the readout reads e_0 unfolded."""
+    torch.manual_seed(0)
+    head = StructuredHead(5, _random_graph(5, 4), None, 3, 4, 4, 6, num_layers=2)
+    assert not any("fold" in k for k in head.state_dict())
+    flat = StructuredHead(5, _random_graph(5, 4), None, 3, 4, 4, 6, num_layers=0).eval()
+    z = torch.randn(2, 3)
+    got, want = flat(z), _unfolded(flat, z)
+    torch.testing.assert_close(got.edge_pot, want.edge_pot)
+    torch.testing.assert_close(got.logits, want.logits)
