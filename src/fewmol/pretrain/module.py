@@ -109,19 +109,23 @@ class PretrainModule(L.LightningModule):
                 epoch = self.epoch_offset + self.current_epoch
                 torch.manual_seed(_epoch_seed(self.seed, epoch, self.global_rank, stream=1))
             return
-        if self.global_rank == 0:
+        if self.global_rank == 0:  # the gathered sums: epoch-end gathering adds the ranks'
             self._sums = dict(progress["sums"])
             self._weights = {k: int(v) for k, v in progress["weights"].items()}
             self._molecules = int(progress["molecules"])
-            if progress.get("torch_rng") is not None:
-                torch.set_rng_state(progress["torch_rng"])
-        states = progress.get("generators") or []
         world = getattr(getattr(self, "_trainer", None), "world_size", 1)
-        if len(states) == world:  # another world size keeps the epoch's fresh seeds
-            self.generator.set_state(states[self.global_rank])
+        if len(progress["generators"]) == world:  # else each rank keeps its epoch seeds
+            self.generator.set_state(progress["generators"][self.global_rank])
+            torch.set_rng_state(progress["torch_rngs"][self.global_rank])
+            cuda = (progress.get("cuda_rngs") or [None] * world)[self.global_rank]
+            if cuda is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(cuda, self.device)
+        else:
+            epoch = self.epoch_offset + self.current_epoch
+            torch.manual_seed(_epoch_seed(self.seed, epoch, self.global_rank, stream=1))
 
     def epoch_progress(self) -> dict[str, Any]:
-        """The epoch so far, gathered over ranks: summed loss parts, molecules, generators.
+        """The epoch so far, gathered over ranks: summed loss parts, molecules, RNG states.
 
         Under DDP every rank must call this at the same step (it gathers across ranks).
         """
@@ -130,6 +134,8 @@ class PretrainModule(L.LightningModule):
             dict(self._weights),
             self._molecules,
             self.generator.get_state(),
+            torch.get_rng_state(),
+            torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         )
         trainer = getattr(self, "_trainer", None)
         if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
@@ -139,7 +145,7 @@ class PretrainModule(L.LightningModule):
             gathered = [local]
         sums: dict[str, float] = {}
         weights: dict[str, int] = {}
-        for s, w, _, _ in gathered:
+        for s, w, *_ in gathered:
             for k, v in s.items():
                 sums[k] = sums.get(k, 0.0) + v
                 weights[k] = weights.get(k, 0) + w[k]
@@ -148,6 +154,8 @@ class PretrainModule(L.LightningModule):
             "weights": weights,
             "molecules": sum(g[2] for g in gathered),
             "generators": [g[3] for g in gathered],
+            "torch_rngs": [g[4] for g in gathered],
+            "cuda_rngs": [g[5] for g in gathered],
         }
 
     def pop_epoch_metrics(self) -> dict[str, float]:

@@ -369,7 +369,8 @@ class PretrainRun(RunCounters):
             "weights": progress["weights"],
             "molecules": progress["molecules"],
             "generators": [_b64(g) for g in progress["generators"]],
-            "torch_rng": _b64(torch.get_rng_state()),
+            "torch_rngs": [_b64(g) for g in progress["torch_rngs"]],
+            "cuda_rngs": [None if g is None else _b64(g) for g in progress["cuda_rngs"]],
         }
         save_training_state(self.ckpt, _Unaliased(module), opt, state)  # type: ignore[arg-type]
 
@@ -389,7 +390,8 @@ class PretrainRun(RunCounters):
                 "weights": progress["weights"],
                 "molecules": progress["molecules"],
                 "generators": [_unb64(g) for g in progress["generators"]],
-                "torch_rng": _unb64(progress["torch_rng"]),
+                "torch_rngs": [_unb64(g) for g in progress["torch_rngs"]],
+                "cuda_rngs": [None if g is None else _unb64(g) for g in progress["cuda_rngs"]],
             }
 
     # -------------------------------------------------------------- main
