@@ -44,6 +44,7 @@ bench-speed: setup
 	$(BIN)/python benchmarks/speed/precision_speed.py
 	$(BIN)/python benchmarks/speed/metrics_speed.py
 	$(BIN)/python benchmarks/speed/tanimoto_speed.py
+	$(BIN)/python benchmarks/speed/sgnn_fold_speed.py
 	$(BIN)/python benchmarks/speed/explain_speed.py
 	$(BIN)/python benchmarks/speed/startup_speed.py
 
