@@ -6,7 +6,7 @@ STAMP := $(VENV)/.fewmol-installed
 DATA ?= ../shared/data
 DEMO_EPOCHS ?= 30
 
-.PHONY: setup demo test test-all lint format bench-speed clean
+.PHONY: setup demo test test-all lint format bench-speed bench-speed-long clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,16 @@ bench-speed: setup
 	$(BIN)/python benchmarks/speed/sgnn_fold_speed.py
 	$(BIN)/python benchmarks/speed/explain_speed.py
 	$(BIN)/python benchmarks/speed/startup_speed.py
+
+# The long ones (conformers for 200 molecules, 1M-molecule prediction, DTA epochs, multi-task
+# grids of up to 6,821 edges, pre-training steps): tens of minutes on 2 cores.
+bench-speed-long: setup
+	$(BIN)/python benchmarks/speed/conformer_speed.py
+	$(BIN)/python benchmarks/speed/pretrain_speed.py
+	$(BIN)/python benchmarks/speed/predict_speed.py
+	$(BIN)/python benchmarks/speed/multitask_speed.py
+	$(BIN)/python benchmarks/speed/dta_speed.py
+	$(BIN)/python benchmarks/speed/dta_eval_speed.py
 
 clean:
 	rm -rf runs .pytest_cache
