@@ -292,7 +292,6 @@ class PretrainRun(RunCounters):
         self.hparams: dict[str, Any] = {}
         # a run resumed mid-epoch: items of that epoch trained before, and their seconds
         self.items_before, self.seconds_before = 0, 0.0
-        self.progress: dict[str, Any] | None = None
 
     # -------------------------------------------------------------- config
     def info(self) -> dict[str, Any]:
