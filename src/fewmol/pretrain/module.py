@@ -124,38 +124,43 @@ class PretrainModule(L.LightningModule):
             epoch = self.epoch_offset + self.current_epoch
             torch.manual_seed(_epoch_seed(self.seed, epoch, self.global_rank, stream=1))
 
+    def _gathered_epoch(
+        self, *extra: Any
+    ) -> tuple[dict[str, float], dict[str, int], int, list[tuple[Any, ...]]]:
+        """The epoch's part sums, their weights and molecules added over ranks; each rank's
+        ``extra``. Under DDP every rank must call this at the same step."""
+        local = ({k: float(v) for k, v in self._sums.items()}, dict(self._weights), self._molecules)
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * trainer.world_size
+            # dicts, not tensors: ranks may log different keys (e.g. a batch without bonds)
+            torch.distributed.all_gather_object(gathered, (*local, extra))
+        else:
+            gathered = [(*local, extra)]
+        sums: dict[str, float] = {}
+        weights: dict[str, int] = {}
+        for s, w, _, _ in gathered:
+            for k, v in s.items():
+                sums[k] = sums.get(k, 0.0) + v
+                weights[k] = weights.get(k, 0) + w[k]
+        return sums, weights, sum(g[2] for g in gathered), [g[3] for g in gathered]
+
     def epoch_progress(self) -> dict[str, Any]:
         """The epoch so far, gathered over ranks: summed loss parts, molecules, RNG states.
 
         Under DDP every rank must call this at the same step (it gathers across ranks).
         """
-        local = (
-            {k: float(v) for k, v in self._sums.items()},
-            dict(self._weights),
-            self._molecules,
-            self.generator.get_state(),
-            torch.get_rng_state(),
-            torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        sums, weights, molecules, states = self._gathered_epoch(
+            self.generator.get_state(), torch.get_rng_state(), cuda
         )
-        trainer = getattr(self, "_trainer", None)
-        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
-            gathered: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(gathered, local)
-        else:
-            gathered = [local]
-        sums: dict[str, float] = {}
-        weights: dict[str, int] = {}
-        for s, w, *_ in gathered:
-            for k, v in s.items():
-                sums[k] = sums.get(k, 0.0) + v
-                weights[k] = weights.get(k, 0) + w[k]
         return {
             "sums": sums,
             "weights": weights,
-            "molecules": sum(g[2] for g in gathered),
-            "generators": [g[3] for g in gathered],
-            "torch_rngs": [g[4] for g in gathered],
-            "cuda_rngs": [g[5] for g in gathered],
+            "molecules": molecules,
+            "generators": [g for g, _, _ in states],
+            "torch_rngs": [t for _, t, _ in states],
+            "cuda_rngs": [c for _, _, c in states],
         }
 
     def pop_epoch_metrics(self) -> dict[str, float]:
@@ -163,25 +168,9 @@ class PretrainModule(L.LightningModule):
 
         Under DDP every rank must call this (the sums are gathered across ranks).
         """
-        sums = {k: float(v) for k, v in self._sums.items()}
-        local = (sums, dict(self._weights), self._molecules)
+        total, weight, molecules, _ = self._gathered_epoch()
         self._sums, self._weights, self._molecules = {}, {}, 0
-        trainer = getattr(self, "_trainer", None)
-        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
-            gathered: list[Any] = [None] * trainer.world_size
-            # dicts, not tensors: ranks may log different keys (e.g. a batch without bonds)
-            torch.distributed.all_gather_object(gathered, local)
-        else:
-            gathered = [local]
-        total: dict[str, float] = {}
-        weight: dict[str, int] = {}
-        molecules = 0
-        for s, w, m in gathered:
-            for k, v in s.items():
-                total[k] = total.get(k, 0.0) + v
-                weight[k] = weight.get(k, 0) + w[k]
-            molecules += m
-        out = {k: total[k] / weight[k] for k in total if weight[k] > 0}
+        out: dict[str, float] = {k: total[k] / weight[k] for k in total if weight[k] > 0}
         out["molecules"] = molecules
         return out
 

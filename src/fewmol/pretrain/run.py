@@ -216,6 +216,12 @@ def _unb64(s: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
 
 
+def _map_rng_states(progress: dict[str, Any], fn: Any) -> dict[str, Any]:
+    """``progress`` with ``fn`` applied to every per-rank RNG state (None stays None)."""
+    keys = ("generators", "torch_rngs", "cuda_rngs")
+    return {**progress, **{k: [None if g is None else fn(g) for g in progress[k]] for k in keys}}
+
+
 # Under DDP, ranks agree every this many steps on whether a mid-epoch checkpoint is due (one
 # small collective): each rank's clock alone could make them disagree and deadlock the gather.
 _SYNC_EVERY = 16
@@ -361,16 +367,8 @@ class PretrainRun(RunCounters):
         were, so the run ends as an unbroken one would.
         """
         state = self.counters()
-        state["progress"] = {
-            "items": items,
-            "seconds": self.seconds_before + time.time() - self.epoch_start,
-            "sums": progress["sums"],
-            "weights": progress["weights"],
-            "molecules": progress["molecules"],
-            "generators": [_b64(g) for g in progress["generators"]],
-            "torch_rngs": [_b64(g) for g in progress["torch_rngs"]],
-            "cuda_rngs": [None if g is None else _b64(g) for g in progress["cuda_rngs"]],
-        }
+        seconds = self.seconds_before + time.time() - self.epoch_start
+        state["progress"] = _map_rng_states({"items": items, "seconds": seconds, **progress}, _b64)
         save_training_state(self.ckpt, _Unaliased(module), opt, state)  # type: ignore[arg-type]
 
     def restore(self, module: PretrainModule) -> None:
@@ -384,14 +382,7 @@ class PretrainRun(RunCounters):
         if progress:
             self.items_before = int(progress["items"])
             self.seconds_before = float(progress["seconds"])
-            module.pending_progress = {
-                "sums": progress["sums"],
-                "weights": progress["weights"],
-                "molecules": progress["molecules"],
-                "generators": [_unb64(g) for g in progress["generators"]],
-                "torch_rngs": [_unb64(g) for g in progress["torch_rngs"]],
-                "cuda_rngs": [None if g is None else _unb64(g) for g in progress["cuda_rngs"]],
-            }
+            module.pending_progress = _map_rng_states(progress, _unb64)
 
     # -------------------------------------------------------------- main
     def fit(self, resume: bool = False) -> dict[str, Any]:
