@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from fewmol.multitask.sgnn import SGNNOutput, StateLayer, StructuredHead, undirected_pairs
+from fewmol.multitask.sgnn import (
+    BroadcastMLP,
+    SGNNOutput,
+    StateLayer,
+    StructuredHead,
+    add_outer,
+    label_sums,
+    undirected_pairs,
+)
 from fewmol.multitask.task_embed import TaskGCN
 
 
@@ -109,23 +117,103 @@ def test_a_graph_without_edges_works() -> None:
     (out.logits.sum() + out.node_pot.sum() + out.edge_pot.sum()).backward()  # the fold too
 
 
+def _per_edge_layer(
+    layer: StateLayer, h: torch.Tensor, e: torch.Tensor, pairs: torch.Tensor, inv_deg: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """StateLayer's update written out edge by edge and label by label (plain autograd)."""
+    t, c = h.shape[1], h.shape[2]
+    heard: list[list[torch.Tensor]] = [[h[:, i, ci] * 0 for ci in range(c)] for i in range(t)]
+    e_new = []
+    for m in range(pairs.shape[1]):
+        i, j = int(pairs[0, m]), int(pairs[1, m])
+        rows = []
+        for ci in range(c):
+            row = []
+            for cj in range(c):
+                heard[i][ci] = heard[i][ci] + e[:, m, ci, cj]
+                heard[j][cj] = heard[j][cj] + e[:, m, ci, cj]
+                x = e[:, m, ci, cj] + layer.pair_lin(h[:, i, ci] + h[:, j, cj])
+                row.append(layer.edge_lin(x))
+            rows.append(torch.stack(row, 1))
+        e_new.append(torch.stack(rows, 1))
+    agg = torch.stack([torch.stack(heard[i], 1) for i in range(t)], 1)
+    h_new = layer.node_lin(h + agg * inv_deg.view(1, -1, 1, 1))
+    return h_new, torch.stack(e_new, 1)
+
+
 def test_state_layer_matches_the_per_edge_formula() -> None:
-    """The hoisted pair product equals W_e (h_ij + W_p (h_i + h_j)) computed edge by edge."""
+    """The hoisted pair product, slice sums and index_select equal the update edge by edge:
+    node and edge states, and the gradients of inputs and weights."""
     torch.manual_seed(0)
     b, t, c, d = 3, 6, 2, 5
     pairs = torch.from_numpy(undirected_pairs(_random_graph(t, 8)))
     src, dst = pairs[0], pairs[1]
     layer = StateLayer(d).double()
-    h = torch.randn(b, t, c, d, dtype=torch.float64)
-    e = torch.randn(b, pairs.shape[1], c, c, d, dtype=torch.float64)
+    h = torch.randn(b, t, c, d, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(b, pairs.shape[1], c, c, d, dtype=torch.float64, requires_grad=True)
     deg = torch.bincount(pairs.reshape(-1), minlength=t).double()
-    _, e_new = layer(h, e, src, dst, 1.0 / deg.clamp(min=1))
-    for m in range(pairs.shape[1]):
-        i, j = int(src[m]), int(dst[m])
-        for ci in range(c):
-            for cj in range(c):
-                want = layer.edge_lin(e[:, m, ci, cj] + layer.pair_lin(h[:, i, ci] + h[:, j, cj]))
-                torch.testing.assert_close(e_new[:, m, ci, cj], want)
+    inv_deg = 1.0 / deg.clamp(min=1)
+    results = []
+    for fn in (
+        lambda: layer(h, e, src, dst, inv_deg),
+        lambda: _per_edge_layer(layer, h, e, pairs, inv_deg),
+    ):
+        layer.zero_grad()
+        h.grad = e.grad = None
+        h_new, e_new = fn()
+        gen = torch.Generator().manual_seed(1)
+        loss = sum(
+            (o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum() for o in (h_new, e_new)
+        )
+        loss.backward()
+        grads = [h.grad, e.grad] + [p.grad for p in layer.parameters()]
+        results.append([h_new.detach(), e_new.detach()] + [g.clone() for g in grads])
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want)
+
+
+def test_label_sums_and_add_outer_equal_the_broadcast_formulas_with_their_gradients() -> None:
+    """The slice-add helpers (custom backward) against sum / broadcast adds, and gradcheck."""
+    torch.manual_seed(0)
+    kw = {"dtype": torch.float64, "requires_grad": True}
+    e, x = torch.randn(3, 4, 2, 2, 5, **kw), torch.randn(3, 4, 2, 2, 5, **kw)
+    a, b = torch.randn(3, 4, 2, 5, **kw), torch.randn(3, 4, 2, 5, **kw)
+    rows, cols = label_sums(e)
+    torch.testing.assert_close(rows, e.sum(3))
+    torch.testing.assert_close(cols, e.sum(2))
+    torch.testing.assert_close(add_outer(x, a, b), x + a.unsqueeze(3) + b.unsqueeze(2))
+    assert torch.autograd.gradcheck(label_sums, (e,))
+    assert torch.autograd.gradgradcheck(label_sums, (e,))
+    assert torch.autograd.gradcheck(add_outer, (x, a, b))
+    assert torch.autograd.gradgradcheck(add_outer, (x, a, b))
+    # in place: the result is x itself, and gradients reach what x was computed from
+    w = torch.randn(5, 5, **kw)
+    inp = torch.randn(3, 4, 2, 2, 5, dtype=torch.float64)
+
+    def inplace(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        y = inp @ w
+        out = add_outer(y, a, b, inplace=True)
+        assert out is y
+        return out
+
+    torch.testing.assert_close(inplace(w, a, b), inp @ w + a.unsqueeze(3) + b.unsqueeze(2))
+    assert torch.autograd.gradcheck(inplace, (w, a, b))
+    # only one of the two sums used: the other's gradient counts as zero
+    (g,) = torch.autograd.grad(label_sums(e)[1].sum(), e)
+    torch.testing.assert_close(g, torch.ones_like(e))
+    with pytest.raises(ValueError, match="2, 2, d"):
+        label_sums(torch.randn(2, 3, 2, 4))
+
+
+def test_broadcast_mlp_equals_an_mlp_on_the_concatenation() -> None:
+    torch.manual_seed(0)
+    mlp = BroadcastMLP((3, 4, 2), 6, 5).double()
+    z = torch.randn(2, 1, 3, dtype=torch.float64)
+    t1, t2 = torch.randn(1, 7, 4, dtype=torch.float64), torch.randn(1, 7, 2, dtype=torch.float64)
+    cat = torch.cat([z.expand(2, 7, 3), t1.expand(2, 7, 4), t2.expand(2, 7, 2)], dim=-1)
+    w = torch.cat([lin.weight for lin in mlp.first], dim=1)
+    want = mlp.out(torch.relu(torch.nn.functional.linear(cat, w, mlp.first[0].bias)))
+    torch.testing.assert_close(mlp(z, t1, t2), want)
 
 
 def test_logits_alone_skip_the_edge_readout_and_agree_with_the_full_forward() -> None:
