@@ -1,11 +1,22 @@
-"""SGNN-EBM head: the last SGNN layer's edge update folded into the edge readout, or built.
+"""SGNN-EBM head now, at commit 3de8831 (the fold) and before it (unfolded), same weights.
 
 ``StructuredHead.forward`` (fewmol.multitask.sgnn) folds the last layer's edge update, which is
 linear and read only by the edge readout, into the readout's first Linear: the last edge
 states (B, M, C, C, d), their concatenation with the earlier layers' and one d x d product per
-edge-state entry are never built. The "unfolded" rows run the head as it ran before the fold:
-``head.states()`` (which still builds them) and the readouts on the concatenation, with the same
-weights and the same outputs (the float32 difference is printed into the section).
+edge-state entry are never built (commit 3de8831). Since then, sums over a label dimension and
+the gradients of the per-edge pair adds are slice adds instead of size-2 reductions, and the
+pair gathers use index_select. The two reference columns run ``fewmol.multitask.sgnn`` as of
+commit 3de8831, loaded from git (``git show``), so they stay what they were whatever the head
+becomes:
+
+* **unfolded**: the head before the fold: 3de8831's ``head.states()`` (which still builds the
+  last edge states; its StateLayer is the one from before the fold) and the readouts on the
+  concatenation;
+* **folded @3de8831**: 3de8831's ``head(z)``;
+* **now**: ``head(z)`` of the working tree.
+
+All three have the same weights and outputs (the float32 difference is printed into the
+section).
 
 At the KIBA size (229 kinase tasks, ``load_kiba_mt``'s top-10 Smith-Waterman task graph: 1,736
 undirected edges), batch 32 of random molecule embeddings (mol_dim 300, the GIN width), the
@@ -27,8 +38,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +59,23 @@ from fewmol.multitask.sgnn_ebm import label_frequencies, nce_loss  # noqa: E402
 
 MiB = 1024 * 1024
 BATCH, MOL_DIM = 32, 300
+REPO = Path(__file__).resolve().parents[2]
+FOLD_COMMIT = "3de8831"  # the fold, with the label sums and pair adds as broadcasts
+
+
+def module_at(commit: str) -> types.ModuleType:
+    """fewmol.multitask.sgnn as of ``commit`` (from ``git show``), a module of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{commit}:src/fewmol/multitask/sgnn.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    mod = types.ModuleType(f"sgnn_at_{commit}")
+    sys.modules[mod.__name__] = mod  # dataclasses look their module up
+    exec(compile(source, f"sgnn.py@{commit}", "exec"), mod.__dict__)
+    return mod
 
 
 def unfolded_forward(head: StructuredHead, z: torch.Tensor) -> SGNNOutput:
@@ -61,18 +91,12 @@ def unfolded_forward(head: StructuredHead, z: torch.Tensor) -> SGNNOutput:
 
 
 def folded_forward(head: StructuredHead, z: torch.Tensor) -> SGNNOutput:
-    """The head's forward as it runs now (the fold)."""
+    """The head's forward (the fold)."""
     return head(z)
 
 
-VARIANTS: dict[str, Callable[[StructuredHead, torch.Tensor], SGNNOutput]] = {
-    "unfolded (before)": unfolded_forward,
-    "folded (now)": folded_forward,
-}
-
-
 def build(data_dir: Path) -> tuple[StructuredHead, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(head, z, labels, noise probabilities) at the KIBA size."""
+    """(head, z, labels, noise probabilities) at the KIBA size, with the working tree's head."""
     cfg = MultitaskConfig()
     ds = load_kiba_mt(data_dir)
     graph = ds.task_graph
@@ -98,59 +122,70 @@ def build(data_dir: Path) -> tuple[StructuredHead, torch.Tensor, torch.Tensor, t
 
 
 def measure(args: argparse.Namespace) -> tuple[list[str], str, float]:
-    """Table rows, a description of the problem, and the float32 max |folded − unfolded|."""
+    """Table rows, a description of the problem, and the float32 max |now − either reference|."""
     cfg = MultitaskConfig()
     head, z, y, q = build(args.data_dir)
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, fused=True)
+    old = module_at(FOLD_COMMIT)
+    graph = {"edge_index": head.gcn_edge_index, "edge_weight": head.gcn_edge_weight}
+    ref = old.StructuredHead(**head.hparams, **graph)
+    ref.load_state_dict(head.state_dict())
+    # name -> (head, forward); each head has its own optimiser
+    variants: dict[str, tuple[torch.nn.Module, Callable]] = {
+        "unfolded": (ref, unfolded_forward),
+        f"folded @{FOLD_COMMIT}": (ref, folded_forward),
+        "now": (head, folded_forward),
+    }
+    opts = {id(h): torch.optim.Adam(h.parameters(), lr=cfg.lr, fused=True) for h in (head, ref)}
 
-    def train_step(fn, bf16: bool) -> None:
-        head.train()
+    def train_step(name: str, bf16: bool) -> None:
+        hd, fn = variants[name]
+        hd.train()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = fn(head, z)
-            loss = nce_loss(out.node_pot, out.edge_pot, head.pairs, y, q, cfg.lam, cfg.nce_samples)
+            out = fn(hd, z)
+            loss = nce_loss(out.node_pot, out.edge_pot, hd.pairs, y, q, cfg.lam, cfg.nce_samples)
+        opt = opts[id(hd)]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    def eval_forward(fn, bf16: bool) -> None:
-        head.eval()
+    def eval_forward(name: str, bf16: bool) -> None:
+        hd, fn = variants[name]
+        hd.eval()
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            fn(head, z)
+            fn(hd, z)
 
-    head.eval()
-    with torch.no_grad():
-        ref, new = unfolded_forward(head, z), folded_forward(head, z)
-    diff = max(
-        float((a - b).abs().max())
-        for a, b in zip(
-            (ref.logits, ref.node_pot, ref.edge_pot), (new.logits, new.node_pot, new.edge_pot)
-        )
-    )
+    outs = []
+    for hd, fn in variants.values():
+        hd.eval()
+        with torch.no_grad():
+            o = fn(hd, z)
+        outs.append((o.logits, o.node_pot, o.edge_pot))
+    diff = max(float((a - b).abs().max()) for o in outs[:-1] for a, b in zip(o, outs[-1]))
+    names = list(variants)
     rows = []
     for bf16 in (False, True):
         prec = "bf16-mixed" if bf16 else "float32"
         saved = {}
-        for name, fn in VARIANTS.items():
-            _, saved[name] = _saved_bytes(lambda fn=fn, bf16=bf16: train_step(fn, bf16))
+        for name in names:
+            _, saved[name] = _saved_bytes(lambda name=name, bf16=bf16: train_step(name, bf16))
         for what, run in (("train step", train_step), ("eval forward", eval_forward)):
-            times: dict[str, list[float]] = {k: [] for k in VARIANTS}
-            for fn in VARIANTS.values():  # warm-up
-                run(fn, bf16)
-            names = list(VARIANTS)
+            times: dict[str, list[float]] = {k: [] for k in names}
+            for name in names:  # warm-up
+                run(name, bf16)
             for r in range(args.repeats):
-                # alternate the order so neither variant always runs first
+                # alternate the order so no variant always runs first
                 for name in names if r % 2 == 0 else names[::-1]:
                     t0 = time.perf_counter()
                     for _ in range(args.steps):
-                        run(VARIANTS[name], bf16)
+                        run(name, bf16)
                     times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
-            (old, old_t), (now, now_t) = times.items()
-            mib = [f"{saved[k] / MiB:,.0f}" if what == "train step" else "—" for k in (old, now)]
+            cells = [f"{np.median(t):,.0f} ({min(t):,.0f}-{max(t):,.0f})" for t in times.values()]
+            now = np.median(times["now"])
+            ups = [f"{np.median(times[k]) / now:.2f}" for k in names[:-1]]
+            mib = " / ".join(f"{saved[k] / MiB:,.0f}" for k in names)
             rows.append(
-                f"| {prec} | {what} | {np.median(old_t):,.0f} ({min(old_t):,.0f}-"
-                f"{max(old_t):,.0f}) | {np.median(now_t):,.0f} ({min(now_t):,.0f}-"
-                f"{max(now_t):,.0f}) | {np.median(old_t) / np.median(now_t):.2f} | "
-                f"{mib[0]} | {mib[1]} |"
+                f"| {prec} | {what} | {' | '.join(cells)} | {' | '.join(ups)} | "
+                f"{mib if what == 'train step' else '—'} |"
             )
             print(rows[-1], flush=True)
     problem = (
@@ -162,7 +197,7 @@ def measure(args: argparse.Namespace) -> tuple[list[str], str, float]:
 
 
 def main() -> None:
-    """Measure both paths interleaved, then write or print the section."""
+    """Measure the three heads interleaved, then write or print the section."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3, help="calls per timed measurement")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved measurements per row")
@@ -188,14 +223,22 @@ def main() -> None:
     )
     body = "\n".join(
         [
-            "## SGNN-EBM head: last edge update folded into the edge readout "
-            "(`benchmarks/speed/sgnn_fold_speed.py`)",
+            "## SGNN-EBM head: last edge update folded into the edge readout, label sums as "
+            "slice adds (`benchmarks/speed/sgnn_fold_speed.py`)",
             "",
             "`StructuredHead.forward` folds the last SGNN layer's edge update (linear, read only "
             "by the edge readout) into the readout's first Linear, so the last edge states, "
-            "their concatenation and one d x d product per edge-state entry are never built. "
-            "**unfolded** = the head as before (`head.states()` + readouts on the "
-            "concatenation), **folded** = `head(z)` now; same weights, float32 outputs equal to "
+            "their concatenation and one d x d product per edge-state entry are never built "
+            f"(commit {FOLD_COMMIT}). Since then the sums over a label dimension (C = 2) and the "
+            "gradients of the per-edge pair adds are slice adds instead of size-2 reductions "
+            "(`label_sums`, `add_outer`), the pair gathers use `index_select`, and "
+            "`BroadcastMLP` sums the task parts before the molecule part broadcasts. "
+            f"**unfolded** = the head before the fold (commit {FOLD_COMMIT}'s `head.states()`, "
+            "with the StateLayer of before the fold, + readouts on the concatenation), "
+            f"**folded @{FOLD_COMMIT}** = that commit's `head(z)`, both run from `git show "
+            f"{FOLD_COMMIT}:src/fewmol/multitask/sgnn.py`; **now** = `head(z)` of the commit "
+            "below. "
+            "Same weights; float32 outputs of now equal to both references to "
             f"{diff:.1e} (max abs). KIBA size ({problem}); random molecule embeddings "
             f"(dim {MOL_DIM}), labels of KIBA's first {BATCH} molecules. **train step**: head "
             "forward + NCE + backward + fused Adam, train mode; **eval forward**: `head(z)` with "
@@ -207,9 +250,10 @@ def main() -> None:
             f"end on {os.cpu_count()} cores; {args.threads} torch thread(s); total "
             f"{time.perf_counter() - t0:.0f} s.",
             "",
-            "| precision | measurement | unfolded ms | folded ms | speed-up (medians) | "
-            "unfolded saved MiB | folded saved MiB |",
-            "|---|---|---|---|---|---|---|",
+            f"| precision | measurement | unfolded ms | folded @{FOLD_COMMIT} ms | now ms | "
+            f"speed-up of now vs unfolded | vs @{FOLD_COMMIT} (medians) | saved MiB "
+            f"(unfolded / @{FOLD_COMMIT} / now) |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             provenance(cmd),
