@@ -47,6 +47,7 @@ bench-speed: setup
 	$(BIN)/python benchmarks/speed/sgnn_fold_speed.py
 	$(BIN)/python benchmarks/speed/explain_speed.py
 	$(BIN)/python benchmarks/speed/startup_speed.py
+	$(BIN)/python benchmarks/speed/allocator_speed.py
 
 # The long ones (conformers for 200 molecules, 1M-molecule prediction, DTA epochs, multi-task
 # grids of up to 6,821 edges, pre-training steps): tens of minutes on 2 cores.

@@ -61,4 +61,7 @@ _quiet_libraries()
 
 def main() -> None:
     """Entry point of the `fewmol` console script."""
+    from fewmol.allocator import tune_allocator
+
+    tune_allocator()  # before any tensor exists: large blocks then come from the heap
     app()
