@@ -5,9 +5,10 @@ it on ``free``; a training step that builds tensors of that size every step (SGN
 states: (batch, edges, 2, 2, d), hundreds of MB at KIBA's 1,736 task edges) then pays the
 kernel's page faults and zeroing for every one of them, every step. Serving every block from
 the heap and never trimming it keeps those pages mapped for reuse: the KIBA-size SGNN-EBM step
-ran 1.25x faster and a GIN fine-tuning step 1.14x (``benchmarks/speed/allocator_speed.py``).
-The cost is that the process keeps its peak memory until it exits, which training processes
-reach anyway (peak RSS +8 % for the SGNN-EBM step, unchanged for the GIN step).
+ran 1.32x faster, a GIN fine-tuning step 1.07x (ranges overlap), in
+``benchmarks/speed/allocator_speed.py``. The cost is that the process keeps its peak memory
+until it exits, which training processes reach anyway (peak RSS +3 % for the SGNN-EBM step,
++1 % for the GIN step).
 """
 
 from __future__ import annotations
