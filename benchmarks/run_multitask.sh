@@ -25,6 +25,10 @@
 #   kiba-mt       (2,068 x 229, 1,736 task-graph edges): mtl 12 s, sgnn-ebm 205 s per epoch,
 #                                          and 3.5 min of Gibbs sampling for predictions.csv
 #                                          -> 100 epochs: ~20 min / ~5.7 h per cell
+#                                          (sgnn-ebm 60 s per epoch, bf16, at commit 08db9a1
+#                                          after the folded edge readout, slice-add label sums
+#                                          and fewmol.allocator; load ~3 here against 5-6
+#                                          for the 205 s: ~1.7 h per 100-epoch cell)
 #   toxcast       (8,579 x 617, graph learned per split): mtl 114 s per epoch -> ~3.2 h per
 #                                          cell; sgnn-ebm not timed (at kiba-mt's sgnn-ebm/mtl
 #                                          ratio of ~17, >= 30 min per epoch)
@@ -33,7 +37,7 @@
 # weighting or the SGNN head, so expect them between mtl and sgnn-ebm.) The three ChEMBL sets at
 # 100 epochs: ~5 h per seed for all nine methods on one thread, ~25 h for five seeds, about
 # half that with two workers. kiba-mt and toxcast are therefore not in the default DATASETS;
-# DATASETS=kiba-mt trains KIBA_EPOCHS (default 10: ~40 min per sgnn-ebm cell) and
+# DATASETS=kiba-mt trains KIBA_EPOCHS (default 10: ~10 min per sgnn-ebm cell now) and
 # DATASETS=toxcast TOXCAST_EPOCHS (default 3: ~6 min per mtl cell, >= 1.5 h per sgnn-ebm
 # cell). The epochs are recorded per run and printed
 # beside the numbers (`[N ep]`); the paper's budget is 100 epochs.
