@@ -147,3 +147,18 @@ def test_joao_checkpoints_at_epoch_ends_only(tmp_path, pretrain):
     pretrain("--method", "joao", "--epochs", "1", "--checkpoint-every", "1e-9", "--out", out)
     state = json.loads((out / "checkpoints" / "last.json").read_text())
     assert state["epochs_done"] == 1 and "progress" not in state
+
+
+def test_resuming_a_finished_run_leaves_its_record_alone(tmp_path, pretrain):
+    # a queue resumes finished runs again and again: config.json keeps the commit and wall
+    # time of the process that trained, and a shorter plan still marks the run complete
+    out = tmp_path / "pre"
+    pretrain("--method", "attrmask", "--epochs", "2", "--out", out)
+    before = (out / "config.json").read_text()
+    cfg = json.loads(before)
+    assert cfg["git_commits"] == ([cfg["git_commit"]] if cfg["git_commit"] else [])
+    pretrain("--method", "attrmask", "--epochs", "2", "--resume", "--out", out)
+    assert (out / "config.json").read_text() == before
+    pretrain("--method", "attrmask", "--epochs", "1", "--resume", "--out", out)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["epochs_done"] == 2 and cfg["complete"] is True

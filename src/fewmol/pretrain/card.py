@@ -76,7 +76,13 @@ def card_text(cfg: dict[str, Any], log: pd.DataFrame, name: str, command: str) -
         f"| wall time | {_fmt_hours(cfg.get('wall_time_s'))}; training "
         f"{_fmt_hours(cfg.get('train_time_s'))}, {cfg.get('molecules_per_s', '?')} molecules/s |",
         f"| hardware | {cfg.get('hardware', '?')} |",
-        f"| code | fewmol {cfg.get('fewmol_version', '?')}, commit {cfg.get('git_commit', '?')} |",
+        f"| code | fewmol {cfg.get('fewmol_version', '?')}, commit {cfg.get('git_commit', '?')}"
+        + (
+            f" (epochs trained at commits {', '.join(c[:10] for c in cfg['git_commits'])})"
+            if len(cfg.get("git_commits") or []) > 1
+            else ""
+        )
+        + " |",
         "",
         "Command:",
         "",

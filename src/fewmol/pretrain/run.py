@@ -298,6 +298,7 @@ class PretrainRun(RunCounters):
         self.hparams: dict[str, Any] = {}
         # a run resumed mid-epoch: items of that epoch trained before, and their seconds
         self.items_before, self.seconds_before = 0, 0.0
+        self.commits: list[str] = []  # git commits of the processes that trained epochs
 
     # -------------------------------------------------------------- config
     def info(self) -> dict[str, Any]:
@@ -315,6 +316,7 @@ class PretrainRun(RunCounters):
             "wall_time_s": round(self.wall_before + time.time() - self.started, 2),
             "train_time_s": round(train_s, 2),
             "molecules_per_s": round(molecules / train_s, 2) if train_s > 0 else None,
+            "git_commits": list(self.commits),
             "fewmol_version": __version__,
             "hardware": hardware(),
         }
@@ -352,6 +354,15 @@ class PretrainRun(RunCounters):
         save_encoder(self.out_dir, module.encoder, self.cfg.featurizer, **self.info())
         state = self.counters()
         save_training_state(self.ckpt, _Unaliased(module), opt, state)  # type: ignore[arg-type]
+
+    def counters(self) -> dict[str, Any]:
+        """The resume state, with the commits that trained this run so far."""
+        return {**super().counters(), "commits": list(self.commits)}
+
+    def restore_counters(self, state: dict[str, Any]) -> None:
+        """Take the counters (and the commits) back from a saved state."""
+        super().restore_counters(state)
+        self.commits = list(state.get("commits", []))
 
     def record_progress(
         self,
@@ -415,7 +426,17 @@ class PretrainRun(RunCounters):
             write_text(self.out_dir / "excluded.csv", self.data.excluded.to_csv(index=False))
 
         remaining = cfg.epochs - self.epochs_done
+        if remaining <= 0 and resume:
+            # nothing left to train: the dir stays as the run that trained it wrote it (its
+            # commit and wall time), however often a queue resumes it, unless the planned
+            # epochs changed (a shorter plan marks the run complete)
+            done = read_json(self.out_dir / "config.json", "pre-training config")
+            if done.get("epochs") == cfg.epochs and done.get("epochs_done") == self.epochs_done:
+                return done
         if remaining > 0:
+            commit = git_commit()
+            if commit and commit not in self.commits:
+                self.commits.append(commit)
             module.epoch_offset = self.epochs_done
             dm = PretrainDataModule(
                 self.data,
