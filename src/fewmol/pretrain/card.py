@@ -96,6 +96,15 @@ def card_text(cfg: dict[str, Any], log: pd.DataFrame, name: str, command: str) -
             "and the checkpoint shipped here is replaced when a longer run finishes.",
             "",
         ]
+    elif isinstance(planned, int) and planned < 100:
+        lines += [
+            f"The run finished its {planned} planned epochs: a far smaller budget than the "
+            "papers' 100 (GraphMVP's on GEOM with 5 conformers per molecule), set by the 2 CPU "
+            "cores it ran on.",
+            "",
+        ]
+    if cfg.get("provenance_note"):
+        lines += [f"Provenance note: {cfg['provenance_note']}.", ""]
     if len(log):
         cols = [c for c in log.columns if c not in ("molecules",)]
         lines += [

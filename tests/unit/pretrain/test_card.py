@@ -58,6 +58,18 @@ def test_shipped_dir_loads_and_card_states_the_budget(tmp_path):
     assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"  # drawn from the log
 
 
+def test_card_of_a_finished_short_run_says_its_budget_and_provenance(tmp_path):
+    _fake_run(tmp_path / "run", complete=True)
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    cfg.update(git_commit="b" * 40, git_commits=["a" * 40, "b" * 40], provenance_note="fixed")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(cfg))
+    card = (ship_checkpoint(tmp_path / "run", tmp_path / "c", "cmd") / "README.md").read_text()
+    assert "2 done of 2 planned (complete)" in card and "stopped early" not in card
+    assert "far smaller budget than the papers' 100" in card
+    assert "epochs trained at commits aaaaaaaaaa, bbbbbbbbbb" in card
+    assert "Provenance note: fixed." in card
+
+
 def test_reshipping_replaces_the_old_checkpoint(tmp_path):
     _fake_run(tmp_path / "run", complete=False)
     dest = tmp_path / "graphmvp"
