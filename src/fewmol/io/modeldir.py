@@ -32,7 +32,8 @@ from fewmol.models.heads import GraphPropertyModel, LinearHead, MLPHead
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 #: short names for shipped checkpoints: ``--init graphmvp`` is the shipped GraphMVP-C encoder
-SHIPPED_ALIASES = {"graphmvp": "graphmvp-c"}
+#: on OGB features (``graphmvp-c`` is the earlier one on hu2019 features, kept for its rows)
+SHIPPED_ALIASES = {"graphmvp": "graphmvp-c-ogb"}
 
 
 def git_commit() -> str | None:

@@ -92,7 +92,8 @@ def test_a_shipped_checkpoint_stands_in_only_for_its_own_method(
     import fewmol.io.modeldir as modeldir
 
     enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=8))
-    save_encoder(tmp_path / "assets" / "graphmvp-c", enc, "hu2019", method="graphmvp-c")
+    for name in {"graphmvp-c", modeldir.SHIPPED_ALIASES["graphmvp"]}:
+        save_encoder(tmp_path / "assets" / name, enc, "hu2019", method="graphmvp-c")
     monkeypatch.setattr(modeldir, "ASSETS", tmp_path / "assets")
     assert init_for("graphmvp-c", {}) == "graphmvp-c"
     assert init_for("none", {}) is None and init_for("rf", {}) is None

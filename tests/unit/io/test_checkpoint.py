@@ -350,9 +350,10 @@ def test_resolve_init_directory_and_unknown_name(tmp_path: Path, monkeypatch) ->
 
 def test_graphmvp_is_a_short_name_of_the_shipped_graphmvp_c(tmp_path: Path, monkeypatch) -> None:
     shipped = tmp_path / "assets"
-    (shipped / "graphmvp-c").mkdir(parents=True)
+    for name in ("graphmvp-c", "graphmvp-c-ogb"):
+        (shipped / name).mkdir(parents=True)
     monkeypatch.setattr(modeldir, "ASSETS", shipped)
-    assert resolve_init("graphmvp") == shipped / "graphmvp-c"
+    assert resolve_init("graphmvp") == shipped / "graphmvp-c-ogb"  # the newer, OGB features
     assert resolve_init("graphmvp-c") == shipped / "graphmvp-c"
     (shipped / "graphmvp").mkdir()  # a checkpoint of that very name wins over the alias
     assert resolve_init("graphmvp") == shipped / "graphmvp"

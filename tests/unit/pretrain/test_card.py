@@ -88,12 +88,16 @@ def test_unfinished_dir_is_refused(tmp_path):
 
 
 def test_the_checkpoint_shipped_in_the_package_loads_and_states_its_budget():
-    from fewmol.io.modeldir import ASSETS
+    from fewmol.io.modeldir import ASSETS, SHIPPED_ALIASES
 
-    enc, cfg = load_pretrained_encoder("graphmvp")  # the alias `make demo` uses
-    assert cfg["method"] == "graphmvp-c" and cfg["encoder"]["num_layers"] == 5
-    assert all(torch.isfinite(p).all() for p in enc.parameters())
-    assert sum(p.numel() for p in enc.parameters()) > 1_000_000  # the full 5 x 300 GIN
-    card = (ASSETS / "graphmvp-c" / "README.md").read_text()
-    assert f"{cfg['epochs_done']} done of {cfg['epochs']} planned" in card
-    assert (ASSETS / "graphmvp-c" / "loss_curve.png").exists()
+    for name in ("graphmvp", "graphmvp-c"):  # the alias `make demo` uses, and the earlier one
+        enc, cfg = load_pretrained_encoder(name)
+        assert cfg["method"] == "graphmvp-c" and cfg["encoder"]["num_layers"] == 5
+        assert all(torch.isfinite(p).all() for p in enc.parameters())
+        assert sum(p.numel() for p in enc.parameters()) > 1_000_000  # the full 5 x 300 GIN
+        shipped = ASSETS / SHIPPED_ALIASES.get(name, name)
+        card = (shipped / "README.md").read_text()
+        assert f"{cfg['epochs_done']} done of {cfg['epochs']} planned" in card
+        assert f"featuriser {cfg['featurizer']}" in card
+        assert (shipped / "loss_curve.png").exists()
+    assert load_pretrained_encoder("graphmvp")[1]["featurizer"] == "ogb"
