@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 from _record import provenance, write_section  # noqa: E402
 
 CHILD = r"""
@@ -41,17 +42,14 @@ torch.set_num_threads(int(sys.argv[2]))
 steps, kind = int(sys.argv[3]), sys.argv[1]
 torch.manual_seed(0)
 if kind == "sgnn-ebm":
-    from fewmol.multitask.datasets import load_kiba_mt
+    sys.path.insert(0, sys.argv[4])  # benchmarks/speed: the KIBA-size head of sgnn_fold_speed
+    from sgnn_fold_speed import build
     from fewmol.multitask.run import MultitaskConfig
-    from fewmol.multitask.sgnn import StructuredHead
-    from fewmol.multitask.sgnn_ebm import label_frequencies, mix_uniform, nce_loss
-    ds, cfg = load_kiba_mt(), MultitaskConfig()
-    g = ds.task_graph
-    head = StructuredHead(ds.num_tasks, g.edge_index, g.edge_weight, 300, task_dim=cfg.task_dim,
-        state_dim=cfg.state_dim, hidden=cfg.sgnn_hidden, num_layers=cfg.sgnn_layers,
-        dropout=cfg.dropout, smoothing=cfg.smoothing, gcn_layers=cfg.gcn_layers).train()
-    z, y = torch.randn(32, 300), torch.from_numpy(ds.y[:32]).float()
-    q = mix_uniform(torch.from_numpy(label_frequencies(ds.y)), cfg.noise_mix)
+    from fewmol.multitask.sgnn_ebm import mix_uniform, nce_loss
+    cfg = MultitaskConfig()
+    head, z, y, q = build(None)
+    head.train()
+    q = mix_uniform(q, cfg.noise_mix)
     opt = torch.optim.Adam(head.parameters(), lr=1e-3, fused=True)
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -98,7 +96,7 @@ def run_child(kind: str, tuned: bool, threads: int, steps: int) -> dict:
     env = dict(os.environ, FEWMOL_MALLOC_TUNING="1" if tuned else "0")
     env["OMP_NUM_THREADS"] = str(threads)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, kind, str(threads), str(steps)],
+        [sys.executable, "-c", CHILD, kind, str(threads), str(steps), str(HERE)],
         capture_output=True,
         text=True,
         env=env,
