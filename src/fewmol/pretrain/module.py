@@ -104,25 +104,21 @@ class PretrainModule(L.LightningModule):
         checkpoint's state is applied here, not at load time, for the same reason.
         """
         progress, self.pending_progress = self.pending_progress, None
-        if progress is None:
-            if batch_idx == 0:
-                epoch = self.epoch_offset + self.current_epoch
-                torch.manual_seed(_epoch_seed(self.seed, epoch, self.global_rank, stream=1))
-            return
-        if self.global_rank == 0:  # the gathered sums: epoch-end gathering adds the ranks'
+        rank = self.global_rank
+        if progress is not None and rank == 0:  # gathered sums: the epoch end adds the ranks'
             self._sums = dict(progress["sums"])
             self._weights = {k: int(v) for k, v in progress["weights"].items()}
             self._molecules = int(progress["molecules"])
         world = getattr(getattr(self, "_trainer", None), "world_size", 1)
-        if len(progress["generators"]) == world:  # else each rank keeps its epoch seeds
-            self.generator.set_state(progress["generators"][self.global_rank])
-            torch.set_rng_state(progress["torch_rngs"][self.global_rank])
-            cuda = (progress.get("cuda_rngs") or [None] * world)[self.global_rank]
+        if progress is not None and len(progress["generators"]) == world:
+            self.generator.set_state(progress["generators"][rank])
+            torch.set_rng_state(progress["torch_rngs"][rank])
+            cuda = (progress.get("cuda_rngs") or [None] * world)[rank]
             if cuda is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state(cuda, self.device)
-        else:
+        elif progress is not None or batch_idx == 0:  # another world size: the epoch's seeds
             epoch = self.epoch_offset + self.current_epoch
-            torch.manual_seed(_epoch_seed(self.seed, epoch, self.global_rank, stream=1))
+            torch.manual_seed(_epoch_seed(self.seed, epoch, rank, stream=1))
 
     def _gathered_epoch(
         self, *extra: Any

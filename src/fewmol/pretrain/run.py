@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,7 @@ def _unb64(s: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
 
 
-def _map_rng_states(progress: dict[str, Any], fn: Any) -> dict[str, Any]:
+def _map_rng_states(progress: dict[str, Any], fn: Callable[[Any], Any]) -> dict[str, Any]:
     """``progress`` with ``fn`` applied to every per-rank RNG state (None stays None)."""
     keys = ("generators", "torch_rngs", "cuda_rngs")
     return {**progress, **{k: [None if g is None else fn(g) for g in progress[k]] for k in keys}}
