@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from fewmol.bench.ablation import ablation_table
 from fewmol.bench.protocols import PROTOCOLS, Protocol
 from fewmol.io.checkpoint import write_text
 
@@ -462,6 +463,7 @@ def write_report(protocol: Protocol, results: Path) -> Path:
     records = load_records(results, protocol.name)
     commands = sorted({r.get("command", "") for r in records})
     secondary = secondary_tables(protocol, records)
+    ablation = ablation_table(protocol, records)
     pre = pretraining_summary(records)
     pre_lines = [f"- **{m}**: {pre[m]}" for m in order_methods(pre) if pre[m] != "no pre-training"]
     by_method: dict[str, list[dict]] = defaultdict(list)
@@ -482,6 +484,7 @@ def write_report(protocol: Protocol, results: Path) -> Path:
         + "".join(f"{b}\n\n" for b in base)
         + markdown_table(protocol, records)
         + (f"\n{secondary}" if secondary else "")
+        + (f"\n## GraphMVP loss ablation\n\n{ablation}" if ablation else "")
         + ("\n## Pre-training budget\n\n" + "\n".join(pre_lines) + "\n" if pre_lines else "")
         + "\n## Budget and provenance\n\n"
         + provenance_table(protocol, records)

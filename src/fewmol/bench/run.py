@@ -173,6 +173,9 @@ finetune = imported_on_call("fewmol.finetune.run", "finetune")
 train_dta = imported_on_call("fewmol.dta.run", "train_dta")
 
 
+_LOSS_KEYS = ("contrastive", "generative", "alpha1", "alpha2", "alpha3", "beta", "temperature")
+
+
 def pretrain_budget(init: str | None) -> dict[str, Any] | None:
     """Pre-training budget of an --init encoder, read from its config.json (None without init).
 
@@ -184,6 +187,7 @@ def pretrain_budget(init: str | None) -> dict[str, Any] | None:
         return None
     cfg = read_model_config(resolve_init(init))
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    settings = cfg.get("pretraining") if isinstance(cfg.get("pretraining"), dict) else {}
     per_mol = data.get("conformers_per_molecule")
     if isinstance(per_mol, dict):
         per_mol = per_mol.get("mean")
@@ -205,6 +209,12 @@ def pretrain_budget(init: str | None) -> dict[str, Any] | None:
         "git_commit": cfg.get("git_commit"),
         # which weights exactly: rows whose encoder was re-made (a new machine) can be checked
         "weights_sha256": weights_sha256(init),
+        # the GraphMVP loss settings, so an ablation row can be checked against its name
+        "losses": (
+            {k: settings[k] for k in _LOSS_KEYS if k in settings}
+            if str(cfg.get("method") or "").startswith("graphmvp")
+            else None
+        ),
     }
 
 
