@@ -697,11 +697,12 @@ def _model_text(records: list[dict[str, Any]]) -> str:
 
 
 def _pretraining_text(rs: list[dict[str, Any]]) -> str:
-    from fewmol.bench.report import budget_text
+    from fewmol.bench.report import budgets_text
 
     if all(not r.get("init") for r in rs):
         return "from scratch"
-    texts = sorted({budget_text(r["pretraining"]) for r in rs if r.get("pretraining")})
+    text = budgets_text([r["pretraining"] for r in rs if r.get("pretraining")])
+    texts = [text] if text else []
     gins = sorted({f"{g['num_layers']} × {g['dim']}" for r in rs if (g := r.get("gin"))})
     size = f" (its GIN: {', '.join(gins)})" if gins else ""
     return "init " + "; ".join(texts or sorted({str(r.get("init")) for r in rs})) + size

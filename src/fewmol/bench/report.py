@@ -316,8 +316,8 @@ def _hours(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
-def budget_text(budget: dict[str, Any]) -> str:
-    """One pre-training budget (a record's ``pretraining`` entry) as a phrase."""
+def _budget_data(budget: dict[str, Any]) -> str:
+    """'graphmvp on 50,000 molecules × 1 conformers, 7 epochs' (what was trained, how long)."""
     mols = budget.get("molecules")
     per = budget.get("conformers_per_molecule")
     data = f"{mols:,} molecules" if isinstance(mols, int) else "? molecules"
@@ -328,12 +328,40 @@ def budget_text(budget: dict[str, Any]) -> str:
         f" of {planned} epochs" if planned not in (None, done) else " epochs"
     )
     method = budget.get("method") or budget.get("kind") or "?"
+    return f"{method} on {data}, {epochs}"
+
+
+def budget_text(budget: dict[str, Any]) -> str:
+    """One pre-training budget (a record's ``pretraining`` entry) as a phrase."""
     sha = budget.get("weights_sha256")
     weights = f", weights sha256 {sha[:12]}" if sha else ""
     return (
-        f"{method} on {data}, {epochs}, {_hours(budget.get('wall_time_s'))} "
+        f"{_budget_data(budget)}, {_hours(budget.get('wall_time_s'))} "
         f"(`{budget.get('source')}`{weights})"
     )
+
+
+def budgets_text(budgets: list[dict[str, Any]]) -> str:
+    """Several records' budgets as phrases, one per encoder dir and recipe.
+
+    Records written at different times may hold different wall times for one dir (an encoder
+    re-made bit for bit on a new machine, or a config rewritten by a resume before that was
+    fixed); the phrase then gives each value instead of repeating itself per record.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for b in budgets:
+        groups[(_budget_data(b), str(b.get("source")))].append(b)
+    out = []
+    for (data, source), bs in sorted(groups.items()):
+        walls = sorted({b.get("wall_time_s") for b in bs}, key=lambda w: (w is None, w or 0))
+        texts = list(dict.fromkeys(_hours(w) for w in walls))
+        shas = sorted({b["weights_sha256"][:12] for b in bs if b.get("weights_sha256")})
+        weights = f", weights sha256 {', '.join(shas)}" if shas else ""
+        if shas and not all(b.get("weights_sha256") for b in bs):
+            weights += " where recorded"
+        wall = texts[0] if len(texts) == 1 else f"{' or '.join(texts)} (as records give it)"
+        out.append(f"{data}, {wall} (`{source}`{weights})")
+    return "; ".join(out)
 
 
 def pretraining_summary(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -346,7 +374,8 @@ def pretraining_summary(records: list[dict[str, Any]]) -> dict[str, str]:
         if all(not r.get("init") for r in rs):
             out[m] = "no pre-training"
             continue
-        texts = sorted({budget_text(r["pretraining"]) for r in rs if r.get("pretraining")})
+        text = budgets_text([r["pretraining"] for r in rs if r.get("pretraining")])
+        texts = [text] if text else []
         missing = sorted(
             {str(r.get("init")) for r in rs if r.get("init") and not r.get("pretraining")}
         )

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fewmol.bench.protocols import get_protocol
-from fewmol.bench.report import budget_text
+from fewmol.bench.report import budget_text, budgets_text
 from fewmol.bench.run import _budget_key, _done, init_for, pretrain_budget
 from fewmol.errors import ModelFileError
 from fewmol.io.modeldir import build_encoder, encoder_hparams, save_encoder
@@ -100,3 +100,23 @@ def test_a_shipped_checkpoint_stands_in_only_for_its_own_method(
     assert init_for("graphmvp", {"graphmvp": "pre/"}) == "pre/"
     with pytest.raises(ModelFileError, match="pre-trained with 'graphmvp-c', not 'graphmvp'"):
         init_for("graphmvp", {})  # the alias must not pass GraphMVP-C off as GraphMVP
+
+
+def test_one_phrase_per_encoder_dir_whatever_the_records_wrote() -> None:
+    base = {"method": "infograph", "molecules": 50_000, "epochs": 7, "epochs_done": 7,
+            "source": "w/rows-infograph"}  # fmt: skip
+    old = {**base, "wall_time_s": 504.68}
+    sha = {"weights_sha256": "9739439061a3ff"}
+    new = [{**base, **sha, "wall_time_s": w} for w in (1028.3, 1028.27)]
+    # the two later records round to the same wall time: one value, not a list of re-runs
+    assert budgets_text(new) == (
+        "infograph on 50,000 molecules, 7 epochs, 17.1 min (`w/rows-infograph`, weights sha256 "
+        "9739439061a3)"
+    )
+    assert budgets_text([old, *new]) == (
+        "infograph on 50,000 molecules, 7 epochs, 8.4 min or 17.1 min (as records give it) "
+        "(`w/rows-infograph`, weights sha256 9739439061a3 where recorded)"
+    )
+    other = {**base, "epochs_done": 3, "epochs": 3, "wall_time_s": 60.0, "source": "w/short"}
+    assert budgets_text([old, other]).count("; ") == 1  # another dir or recipe: its own phrase
+    assert budgets_text([]) == ""
