@@ -297,3 +297,13 @@ def test_invalid_smiles_in_fast_path_raises() -> None:
         featurize_canonical("C1CC")
     with pytest.raises(InvalidSmilesError):
         featurize_canonical("C1CC", "ogb")
+
+
+def test_only_the_ogb_features_tell_a_protonated_amine_from_the_neutral_one() -> None:
+    # ClinTox's labels follow formal charge (benchmarks/results/clintox_charge.md): hu2019 models
+    # cannot see it by design (element and chirality only), OGB models can
+    def same(featurizer: str) -> bool:
+        a, b = featurize_smiles("CC[NH3+]", featurizer), featurize_smiles("CCN", featurizer)
+        return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    assert same("hu2019") and not same("ogb")
