@@ -37,6 +37,7 @@ def pretrain(out: Path, scale: float, args: argparse.Namespace) -> pd.DataFrame:
     done = cfg.exists() and json.loads(cfg.read_text()).get("complete")
     if not done:
         cmd = [str(FEWMOL), "pretrain", "--method", "contextpred", "--data", "moses"]
+        cmd += ["--featurizer", "hu2019"]  # as its committed runs (the CLI default is ogb now)
         cmd += ["--max-molecules", str(args.molecules), "--epochs", str(args.epochs)]
         cmd += ["--batch-size", str(args.batch_size), "--hidden", str(args.hidden)]
         cmd += ["--contextpred-logit-scale", repr(scale), "--seed", str(args.seed)]

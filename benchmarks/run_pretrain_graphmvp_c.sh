@@ -37,6 +37,6 @@ if [ ! -e "$OUT/checkpoints/last.safetensors" ] && [ -e "$STATE/checkpoints/last
     cp -r "$STATE/." "$OUT/"
     echo "resuming from the saved state in $STATE"
 fi
-"$FEWMOL" pretrain --method graphmvp-c --data moses --max-molecules 50000 \
+"$FEWMOL" pretrain --method graphmvp-c --data moses --max-molecules 50000 --featurizer hu2019 \
     --num-confs "${NUM_CONFS:-1}" --epochs "${EPOCHS:-100}" --batch-size 32 --seed 0 \
     --workers 2 --out "$OUT" --resume --quiet "$@"

@@ -31,6 +31,9 @@ MOLS="${MOLS:-50000}"
 EPOCHS_PRE="${EPOCHS_PRE:-7}"
 BATCH="${BATCH:-256}"
 PRECISION="${PRECISION:-bf16-mixed}"
+# hu2019 (pretrain-gnns) like every row pre-trained so far, whatever `fewmol pretrain` defaults
+# to; PRETRAIN_ARGS="--featurizer ogb" (given after it, so it wins) for a row on OGB features
+FEATURIZER="${FEATURIZER:-hu2019}"
 # PROTOCOL=regression fine-tunes the same encoders on the regression table instead (default
 # sets: the three small ones; Malaria and CEP take ~20 min per cell at reduced epochs);
 # PROTOCOL=dta on Davis at run_dta_none.sh's 10 epochs (~15 min per cell; KIBA is ~36 min per
@@ -81,7 +84,7 @@ for m in ${METHODS//,/ }; do
     if ! flock -n "$out.lock" "$FEWMOL" pretrain --method "$m" --data moses \
         --max-molecules "$MOLS" --epochs "$EPOCHS_PRE" --batch-size "$BATCH" --seed 0 \
         --precision "$PRECISION" --workers "${PRE_WORKERS:-1}" --out "$out" --resume --quiet \
-        "${PRE_EXTRA[@]}"; then
+        --featurizer "$FEATURIZER" "${PRE_EXTRA[@]}"; then
         if ! flock -n "$out.lock" true; then
             echo "$row: another worker is pre-training it; its cells wait for the end of this list"
             skipped+=("$m")

@@ -125,3 +125,27 @@ def test_user_errors_exit_2(tmp_path, run_pretrain):
         "--method", "graphmvp-c", "--contextpred-logit-scale", "-1", "--out", tmp_path / "g"
     )  # fmt: skip
     assert result.exit_code == 2 and "--contextpred-logit-scale must be > 0" in result.stderr
+
+
+def test_featurizer_defaults_to_ogb_and_a_resumed_run_keeps_its_own(tmp_path, run_pretrain):
+    fresh = tmp_path / "fresh"
+    result = run_pretrain("--method", "attrmask", "--data", TINY, "--epochs", "1", "--out", fresh)
+    assert result.exit_code == 0, result.output
+    assert "note: featuriser ogb" in result.stderr
+    assert json.loads((fresh / "config.json").read_text())["featurizer"] == "ogb"
+
+    old = tmp_path / "old"  # a hu2019 run from before the default changed, resumed without
+    args = ["--method", "attrmask", "--data", TINY, "--out", old]  # naming a featuriser
+    assert run_pretrain(*args, "--featurizer", "hu2019", "--epochs", "1").exit_code == 0
+    result = run_pretrain(*args, "--epochs", "2", "--resume")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((old / "config.json").read_text())
+    assert cfg["featurizer"] == "hu2019" and cfg["epochs_done"] == 2
+    assert "note: featuriser" not in result.stderr
+
+    # the last --featurizer wins (benchmarks/run_pretrain_rows.sh relies on it)
+    last = tmp_path / "last"
+    result = run_pretrain(*args[:-1], last, "--featurizer", "hu2019", "--featurizer", "ogb",
+                          "--epochs", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((last / "config.json").read_text())["featurizer"] == "ogb"

@@ -33,6 +33,31 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+#: the featuriser of a run that starts from no encoder and names none: OGB's 9 atom / 3 bond
+#: features beat the pretrain-gnns pair from scratch (every regression set we ran; +9.6 ROC-AUC
+#: over BBBP, SIDER, ClinTox and BACE, row none+ogb) and as GraphMVP-C's pre-training input
+#: (+4.5 on those four, row graphmvp-c-ogb against graphmvp-c): benchmarks/results/
+DEFAULT_FEATURIZER = "ogb"
+
+
+def default_featurizer(resumed: Path | None, why: str, note: bool = True) -> str:
+    """Featuriser of a run without --init or --featurizer: a resumed run's own (its
+    config.json, or its seed dirs'), else ogb with a note giving ``why`` (``note`` False: none)."""
+    from fewmol.io.modeldir import read_model_config
+
+    if resumed is not None:
+        for run_dir in [resumed, *sorted(resumed.glob("seed*"))]:
+            if (run_dir / "config.json").is_file():
+                return str(read_model_config(run_dir).get("featurizer", "hu2019"))
+    if note:
+        err_console.print(
+            f"note: featuriser {DEFAULT_FEATURIZER} ({why}); --featurizer hu2019 for the "
+            "pretrain-gnns one",
+            markup=False,
+        )
+    return DEFAULT_FEATURIZER
+
+
 def precision_option() -> typer.models.OptionInfo:
     """The --precision option every training command shares."""
     return typer.Option(

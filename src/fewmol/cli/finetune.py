@@ -11,8 +11,8 @@ from fewmol.chem.mol import Hygiene
 from fewmol.cli.common import (
     check_table_options,
     console,
+    default_featurizer,
     duplicates_option,
-    err_console,
     is_ddp_child,
     label_col_option,
     load_dataset,
@@ -30,7 +30,7 @@ from fewmol.data.tables import Table
 from fewmol.errors import InvalidInputError
 from fewmol.finetune.config import FinetuneConfig
 from fewmol.io.checkpoint import write_json
-from fewmol.io.modeldir import init_featurizer, read_model_config
+from fewmol.io.modeldir import init_featurizer
 
 
 def resolve_split(spec: str, table: Table, data: str, seed: int) -> Split:
@@ -66,28 +66,6 @@ def resolve_split(spec: str, table: Table, data: str, seed: int) -> Split:
     return split_from_labels(labels["split"].to_numpy()[table.rows])
 
 
-#: the featuriser of a from-scratch run: OGB's 9 atom / 3 bond features beat the pretrain-gnns
-#: pair on every regression set we ran and by 9.6 ROC-AUC over BBBP, SIDER, ClinTox and BACE
-#: (benchmarks/results/{regression,classification}, row none+ogb)
-SCRATCH_FEATURIZER = "ogb"
-
-
-def _scratch_featurizer(resumed: Path | None) -> str:
-    """Featuriser of a run without --init or --featurizer: a resumed run's own, else ogb (with
-    a note saying so)."""
-    if resumed is not None:
-        for run_dir in [resumed, *sorted(resumed.glob("seed*"))]:
-            if (run_dir / "config.json").is_file():
-                return str(read_model_config(run_dir).get("featurizer", "hu2019"))
-    err_console.print(
-        f"note: featuriser {SCRATCH_FEATURIZER} (the default from scratch: it scored better "
-        "than hu2019 on our regression and classification benchmarks); --featurizer hu2019 for "
-        "the pretrain-gnns one",
-        markup=False,
-    )
-    return SCRATCH_FEATURIZER
-
-
 def finetune(
     data: str = typer.Argument(..., help="CSV or SD file, or a dataset name (`fewmol data list`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
@@ -108,7 +86,8 @@ def finetune(
     num_layers: int = typer.Option(5, min=1),
     hidden: int = typer.Option(300, min=1, help="GIN hidden size."),
     featurizer: str = typer.Option(
-        None, help="hu2019 | ogb (default: the --init encoder's, else hu2019)."
+        None,
+        help="hu2019 | ogb (default: the --init encoder's; from scratch ogb, a resumed run's own).",
     ),
     seeds: str = typer.Option("0", help="Comma-separated seeds; several give out/seed<k>/ dirs."),
     ensemble: int = typer.Option(
@@ -259,7 +238,11 @@ def finetune(
         if not child:
             report_bad_rows(table, out)
         if chosen_featurizer is None and init is None:
-            featurizer = _scratch_featurizer(out if resume else None)
+            featurizer = default_featurizer(
+                out if resume else None,
+                "the default from scratch: it scored better than hu2019 on our regression and "
+                "classification benchmarks",
+            )
         # the training modules load Lightning (seconds): only once the input has passed
         from fewmol.finetune.run import featurize_table, finish_ensemble, summarize_seeds
         from fewmol.finetune.run import finetune as run_finetune

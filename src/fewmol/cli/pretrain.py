@@ -10,6 +10,7 @@ import typer
 
 from fewmol.cli.common import (
     console,
+    default_featurizer,
     err_console,
     is_ddp_child,
     precision_option,
@@ -56,7 +57,9 @@ def pretrain(
     seed: int = typer.Option(0),
     num_layers: int = typer.Option(5, min=1, help="GIN layers."),
     hidden: int = typer.Option(300, min=1, help="GIN width (also SchNet's output width)."),
-    featurizer: str = typer.Option("hu2019", help="hu2019 | ogb."),
+    featurizer: str = typer.Option(
+        None, help="hu2019 | ogb (default: ogb; a resumed run's own). hu2019 = pretrain-gnns."
+    ),
     alpha1: float = typer.Option(1.0, help="Weight of the contrastive loss L_C."),
     alpha2: float = typer.Option(1.0, help="Weight of the generative loss L_G."),
     alpha3: float = typer.Option(1.0, help="Weight of the 2D loss in graphmvp-g / -c."),
@@ -109,6 +112,13 @@ def pretrain(
     contextpred, edgepred, infograph, gpt-gnn, graphlog, g-contextual, g-motif, graphcl, joao.
     """
     with user_errors():
+        if featurizer is None:
+            featurizer = default_featurizer(
+                out if resume else None,
+                "the default: GraphMVP-C pre-trained on it beat the same run on hu2019 by 4.5 "
+                "ROC-AUC on our small classification sets",
+                note=not is_ddp_child(),
+            )
         cfg = PretrainConfig(
             method=method.strip().lower(), epochs=epochs, batch_size=batch_size, lr=lr,
             seed=seed, featurizer=featurizer, num_layers=num_layers, dim=hidden,
