@@ -21,6 +21,11 @@
 # train the same encoder twice. Defaults: the four smallest sets first (DATASETS), bf16-mixed
 # (PRECISION; parity with float32 in benchmarks/results/precision.md), batch 256 (BATCH: the
 # pretrain-gnns setting). MOLS / EPOCHS_PRE / EPOCHS_FT are recorded beside every number.
+# FROM=DIR continues a finished pre-training dir to EPOCHS_PRE in the row's own dir, e.g. the
+# shipped GraphMVP-C (OGB) from 7 to 20 epochs:
+#   METHODS=graphmvp-c NAME=graphmvp-c-ogb-e20 EPOCHS_PRE=20 BATCH=32 \
+#       FROM=benchmarks/work/pretrain/rows-graphmvp-c-ogb-50000x7 \
+#       PRETRAIN_ARGS="--featurizer ogb --num-confs 1" benchmarks/run_pretrain_rows.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FEWMOL_DATA="${FEWMOL_DATA:-$(cd .. && pwd)/shared/data}"
@@ -80,6 +85,14 @@ for m in ${METHODS//,/ }; do
         continue
     fi
     mkdir -p "$(dirname "$out")"
+    # FROM=DIR: a longer run of a finished one starts from a copy of it (its --resume then
+    # trains the missing epochs; per-epoch seeding makes that equal to one long run) instead
+    # of re-training the epochs it has; the copy lands whole or not at all
+    if [ -n "${FROM:-}" ] && [ ! -e "$out" ]; then
+        tmp="$(mktemp -d "$out.from.XXXXXX")"
+        cp -a "$FROM/." "$tmp/"
+        mv -T "$tmp" "$out" 2>/dev/null || rm -rf "$tmp"
+    fi
     # flock -n: another worker is pre-training this method; come back to its cells at the end
     if ! flock -n "$out.lock" "$FEWMOL" pretrain --method "$m" --data moses \
         --max-molecules "$MOLS" --epochs "$EPOCHS_PRE" --batch-size "$BATCH" --seed 0 \

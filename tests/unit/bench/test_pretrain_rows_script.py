@@ -114,3 +114,22 @@ def test_dta_protocol_fine_tunes_davis_at_ten_epochs(tmp_path: Path) -> None:
     subprocess.run(["bash", str(SCRIPT)], env=env, check=True, capture_output=True)
     bench = [x for x in (tmp_path / "log").read_text().splitlines() if x.startswith("bench")]
     assert bench and "--datasets davis" in bench[0] and "--epochs 10" in bench[0]
+
+
+def test_from_continues_a_copy_of_a_finished_run_in_the_rows_own_dir(tmp_path: Path) -> None:
+    src = tmp_path / "shipped"
+    src.mkdir()
+    (src / "config.json").write_text('{"complete": true}')
+    (src / "pretrain_log.csv").write_text("epoch\n1\n")
+    env = _env(tmp_path, "w1", METHODS="aa", NAME="aa-e20", EPOCHS_PRE="20", FROM=str(src))
+    out = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    row = tmp_path / "work" / "pretrain" / "rows-aa-e20-50000x20"
+    assert (row / "pretrain_log.csv").read_text() == "epoch\n1\n"  # the copy, then --resume
+    assert (src / "config.json").read_text() == '{"complete": true}'  # the source is untouched
+    left = sorted(p.name for p in row.parent.iterdir())
+    assert left == ["rows-aa-e20-50000x20", "rows-aa-e20-50000x20.lock"]  # no temporary copy
+    # a later pass resumes the row's own dir: what it trained is not replaced by a new copy
+    (row / "pretrain_log.csv").write_text("epoch\n1\n2\n")
+    subprocess.run(["bash", str(SCRIPT)], env=env, check=True, capture_output=True)
+    assert (row / "pretrain_log.csv").read_text() == "epoch\n1\n2\n"
