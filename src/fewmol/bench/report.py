@@ -747,6 +747,9 @@ def overview_section(protocol: Protocol, records: list[dict[str, Any]], results:
         parts.append(secondary)
     gains = gain_table(protocol, records)
     parts.append(gains if gains else "No pre-trained runs yet: no gain over no pre-training.\n")
+    ablation = ablation_table(protocol, records)
+    if ablation:
+        parts.append(ablation)
     if bars:
         parts.append(f"![{protocol.name}: per-dataset scores](plots/{bars.name})\n")
     if gain:

@@ -201,3 +201,15 @@ def test_method_colours_are_fixed_and_distinct() -> None:
 def test_empty_results_root_says_so(tmp_path: Path) -> None:
     text = write_overview(tmp_path).read_text()
     assert "No stored runs yet." in text and "## " not in text
+
+
+def test_the_ablation_table_reaches_both_pages_once_its_rows_exist(results: Path) -> None:
+    write_overview(results)
+    assert "GraphMVP loss ablation" not in (results / "README.md").read_text()
+    for seed, (ref, var) in enumerate([(0.70, 0.66), (0.72, 0.70)]):
+        _write(results, "classification", "graphmvp", "bbbp", seed, test=ref)
+        _write(results, "classification", "graphmvp-no-vrr", "bbbp", seed, test=var)
+    write_overview(results)
+    for page in (results / "README.md", results / "classification" / "README.md"):
+        text = page.read_text()
+        assert "GraphMVP loss ablation" in text and "gap -3.0 ± 1.0" in text, page
