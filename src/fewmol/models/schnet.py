@@ -77,6 +77,22 @@ def radius_graph(
     return torch.stack([nbr, centre], dim=0)
 
 
+def edge_pairs(
+    src: torch.Tensor, dst: torch.Tensor, n_atoms: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The unordered atom pairs of directed edges, and each edge's pair.
+
+    Returns ``(a, b, pair)``: pair ``k`` joins atoms ``a[k] < b[k]``, and edge ``e`` runs
+    between the atoms of pair ``pair[e]`` (either way). A filter depends on the distance only,
+    so one filter per pair serves both directions: half the filter network's work in a radius
+    graph, where nearly every edge has its reverse (the k-nearest cut can drop one side; such
+    a pair then serves its one edge).
+    """
+    lo, hi = torch.minimum(src, dst), torch.maximum(src, dst)
+    keys, pair = torch.unique(lo * n_atoms + hi, return_inverse=True)
+    return keys // n_atoms, keys % n_atoms, pair
+
+
 def _interaction(
     block: InteractionBlock,
     h: torch.Tensor,
@@ -84,18 +100,20 @@ def _interaction(
     dst: torch.Tensor,
     cutoff_weight: torch.Tensor,
     edge_attr: torch.Tensor,
+    pair: torch.Tensor,
 ) -> torch.Tensor:
-    """PyG's ``InteractionBlock.forward`` on the block's own weights, per-edge work in its dtype.
+    """PyG's ``InteractionBlock.forward`` on the block's own weights, filters per atom pair.
 
-    The same function (message x_j * W(d_ij) * C(d_ij), summed at i): under bf16 autocast PyG
-    multiplies the bfloat16 filters by a float32 cutoff, so every per-edge product and copy ran
-    in float32; here they stay in the filters' dtype and only the sum over neighbours
-    accumulates in float32 (a GraphMVP-C step in bf16 on one CPU thread: ~5 % more molecules/s,
-    benchmarks/results/speed.md). Without autocast it is PyG's float32 arithmetic.
+    The same function (message x_j * W(d_ij) * C(d_ij), summed at i), but ``edge_attr`` and
+    ``cutoff_weight`` are given per unordered pair (:func:`edge_pairs`) and each pair's filter
+    is computed once for both of its edges; under bf16 autocast the per-edge products stay in
+    the filters' dtype (PyG multiplies them by a float32 cutoff) and only the sum over
+    neighbours accumulates in float32 (benchmarks/results/speed.md). Without autocast it is
+    PyG's float32 arithmetic, up to the order of floating-point sums in the backward pass.
     """
     conv = block.conv
     w = conv.nn(edge_attr)
-    w = w * cutoff_weight.to(w.dtype).unsqueeze(1)
+    w = (w * cutoff_weight.to(w.dtype).unsqueeze(1)).index_select(0, pair)
     x = conv.lin1(h)
     msg = x.index_select(0, src) * w.to(x.dtype)
     acc = torch.promote_types(msg.dtype, torch.float32)  # bf16 messages sum in float32
@@ -206,14 +224,15 @@ class SchNetEncoder(nn.Module):
             batch = torch.zeros_like(z)
         edge_index = radius_graph(pos, batch, self.cutoff, self.max_neighbors)
         src, dst = edge_index
+        a, b, pair = edge_pairs(src, dst, z.shape[0])
         # Distances are recomputed outside radius_graph so gradients flow to pos.
-        edge_weight = (pos[src] - pos[dst]).norm(dim=-1)
-        edge_attr = self.distance_expansion(edge_weight)
+        dist = (pos[a] - pos[b]).norm(dim=-1)
+        edge_attr = self.distance_expansion(dist)
         # the cosine cutoff of the filters: the same in every block
-        cutoff_weight = 0.5 * (torch.cos(edge_weight * math.pi / self.cutoff) + 1.0)
+        cutoff_weight = 0.5 * (torch.cos(dist * math.pi / self.cutoff) + 1.0)
         h = self.embedding(z)
         for block in self.interactions:
-            h = h + _interaction(block, h, src, dst, cutoff_weight, edge_attr)
+            h = h + _interaction(block, h, src, dst, cutoff_weight, edge_attr, pair)
         return self.lin2(self.act(self.lin1(h)))
 
     def forward(

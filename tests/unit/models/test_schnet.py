@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fewmol.models.schnet import SchNetEncoder, radius_graph
+from fewmol.models.schnet import SchNetEncoder, edge_pairs, radius_graph
 
 
 def _small(**kw) -> SchNetEncoder:
@@ -232,3 +232,30 @@ def test_interactions_compute_what_pyg_blocks_compute() -> None:
         low = enc.atom_embeddings(z, pos, batch).float()
     scale = ref.abs().max()
     assert (low - ref).abs().max() < 0.05 * scale
+
+
+@pytest.mark.parametrize("max_neighbors", [32, 3])
+def test_one_filter_per_atom_pair_gives_pyg_outputs_and_gradients(max_neighbors: int) -> None:
+    # 3 nearest neighbours leave many edges without their reverse: such a pair serves one edge
+    enc = _small(cutoff=4.0, max_neighbors=max_neighbors)
+    z, pos, batch = _molecules(sizes=(7, 9, 5), seed=5)
+    src, dst = radius_graph(pos, batch, enc.cutoff, enc.max_neighbors)
+    a, b, pair = edge_pairs(src, dst, len(z))
+    assert bool((a < b).all()) and len(a) == len(set(zip(a.tolist(), b.tolist())))
+    assert torch.equal(torch.minimum(src, dst), a[pair]) and torch.equal(
+        torch.maximum(src, dst), b[pair]
+    )
+    one_way = len(a) * 2 - len(src)  # pairs with a single edge
+    assert (one_way > 0) == (max_neighbors == 3)
+
+    ours = enc.atom_embeddings(z, pos, batch)
+    ref = _pyg_atom_embeddings(enc, z, pos, batch)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    params = [p for p in enc.parameters() if p.requires_grad]
+    g_ours = torch.autograd.grad(ours.square().sum(), params, allow_unused=True)
+    g_ref = torch.autograd.grad(ref.square().sum(), params, allow_unused=True)
+    for go, gr in zip(g_ours, g_ref):
+        if gr is None:
+            assert go is None
+        else:
+            torch.testing.assert_close(go, gr, rtol=1e-4, atol=1e-5)
