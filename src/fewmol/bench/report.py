@@ -105,6 +105,8 @@ def aggregate(records: list[dict[str, Any]], metric: str | None = None) -> Agg:
             "n_train_pairs": sorted({r["n_train_pairs"] for r in rs if "n_train_pairs" in r}),
             "pairs_per_s": [r["train_pairs_per_s"] for r in rs if r.get("train_pairs_per_s")],
             "commits": sorted({(r.get("git_commit") or "?")[:10] for r in rs}),
+            # what the GIN read (records of classical baselines and old runs may lack it)
+            "featurizers": sorted({f for r in rs if (f := r.get("featurizer"))}),
             "hardware": sorted({r.get("hardware", "?") for r in rs}),
         }
     return out
@@ -215,22 +217,40 @@ def _metric_name(metric: str) -> str:
     }.get(metric, metric)
 
 
-def gain_over_none(protocol: Protocol, agg: Agg) -> dict[tuple[str, str], tuple[float, float]]:
-    """(method, dataset) -> (gain, its std) over the 'none' row, positive = better than none.
+def baseline_row(agg: Agg, method: str, dataset: str) -> str | None:
+    """The no-pre-training row to compare ``method`` with on ``dataset``: ``none`` on the same
+    featuriser, else ``none+<featuriser>`` (a pre-trained OGB encoder against a from-scratch
+    OGB model: a featuriser change is not a pre-training gain); None when neither has run."""
+    feats = agg[(method, dataset)]["featurizers"]
+    for base in ("none", *(f"none+{f}" for f in feats)):
+        b = agg.get((base, dataset))
+        # a row that recorded no featuriser (records older than the field) meets plain none
+        if b and b["n"] and (b["featurizers"] == feats or (not feats and base == "none")):
+            return base
+    return None
 
-    Sign-aware: method − none for higher-is-better metrics (ROC-AUC), none − method for
-    lower-is-better ones (RMSE, MSE); in the table's units (ROC-AUC in points of %). The std
-    combines both rows' seed stds as independent.
+
+def gain_over_none(protocol: Protocol, agg: Agg) -> dict[tuple[str, str], tuple[float, float]]:
+    """(method, dataset) -> (gain, its std) over no pre-training, positive = better than none.
+
+    Against :func:`baseline_row` (``none`` on the same featuriser). Sign-aware: method − none
+    for higher-is-better metrics (ROC-AUC), none − method for lower-is-better ones (RMSE, MSE);
+    in the table's units (ROC-AUC in points of %). The std combines both rows' seed stds as
+    independent. Rows without pre-training (``none+<featuriser>``, a classical baseline) get
+    no gain.
     """
     sign = 1.0 if protocol.higher_is_better else -1.0
     sc = _scale(protocol.metric)
     out = {}
     for (m, d), a in agg.items():
-        base = agg.get(("none", d))
-        if m == "none" or not base or not base["n"] or not a["n"]:
+        if m == "none" or m.startswith("none+") or not a["n"]:
             continue
         if a["epochs"] == [None]:  # the classical baseline is no pre-training: no gain row
             continue
+        base_row = baseline_row(agg, m, d)
+        if base_row is None:
+            continue
+        base = agg[(base_row, d)]
         gain = sign * (a["mean"] - base["mean"]) * sc
         out[(m, d)] = (gain, math.hypot(a["std"], base["std"]) * sc)
     return out
@@ -258,8 +278,9 @@ def gain_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     ds = list(protocol.datasets)
     direction = "method − none" if protocol.higher_is_better else "none − method"
     rows = [
-        f"Gain over no pre-training ({direction} in {_metric_name(protocol.metric)}; positive = "
-        "pre-training helped; ± combines both rows' seed stds):",
+        f"Gain over no pre-training ({direction} in {_metric_name(protocol.metric)}, against "
+        "the `none` row on the same featuriser, e.g. `none+ogb` for a row pre-trained on OGB "
+        "features; positive = pre-training helped; ± combines both rows' seed stds):",
         "",
         "| method | " + " | ".join(ds) + " |",
         "|---|" + "---|" * len(ds),
@@ -651,8 +672,8 @@ def plot_gain(protocol: Protocol, records: list[dict[str, Any]], path: Path) -> 
         )
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.suptitle(
-            f"{protocol.title or protocol.name}\ngain over no pre-training (positive = better); "
-            "error bars: both rows' seed stds combined"
+            f"{protocol.title or protocol.name}\ngain over no pre-training on the same "
+            "featuriser (positive = better); error bars: both rows' seed stds combined"
         )
         fig.set_layout_engine("constrained")
         _save_png(fig, path)
