@@ -10,7 +10,9 @@
 #   OMP_NUM_THREADS=1 nohup benchmarks/run_multitask.sh > benchmarks/logs/mt1.log 2>&1 &
 #   OMP_NUM_THREADS=1 METHODS=sgnn-ebm,sgnn-ebm-fixed,sgnn,lbtw,dwa,gradnorm,uw,mtl,stl \
 #       nohup benchmarks/run_multitask.sh > benchmarks/logs/mt2.log 2>&1 &
-# INIT=DIR (a `fewmol pretrain` dir) runs every method from that encoder (rows METHOD@NAME).
+# INIT=DIR (a `fewmol pretrain` dir) runs every method from that encoder (rows METHOD@NAME);
+# FEATURIZER=ogb trains from scratch on OGB features (rows METHOD+ogb), the baseline of an
+# encoder pre-trained on them (INIT=graphmvp, the shipped GraphMVP-C on OGB features).
 #
 # Time per cell, from 1- and 2-epoch cells with OMP_NUM_THREADS=1 on this 2-core machine while
 # a pre-training job ran beside them (load 5-6; an idle core is faster), default model (GIN
@@ -54,6 +56,7 @@ OUT="${OUT:-benchmarks/results}"
 WORK="${WORK:-benchmarks/work}"
 EXTRA=()
 [ -n "${INIT:-}" ] && EXTRA+=(--init "$INIT")
+[ -n "${FEATURIZER:-}" ] && EXTRA+=(--featurizer "$FEATURIZER")
 for ds in ${DATASETS//,/ }; do
     case "$ds" in
         kiba-mt) epochs="$KIBA_EPOCHS" ;;

@@ -53,6 +53,7 @@ from fewmol.bench.run import (
     pretrain_budget,
     result_path,
 )
+from fewmol.chem.featurize import FEATURIZERS
 from fewmol.errors import InvalidInputError
 from fewmol.io.checkpoint import write_json, write_text
 from fewmol.io.modeldir import git_commit, git_dirty
@@ -212,9 +213,14 @@ def energy_settings(method: str) -> dict[str, Any] | None:
     return out
 
 
+#: what the multi-task rows from scratch read (the paper's pretrain-gnns features)
+TABLE_FEATURIZER = "hu2019"
+
+
 def base_method(method: str) -> str:
-    """'sgnn-ebm@graphmvp-c' -> 'sgnn-ebm' (the bench method without its init suffix)."""
-    return method.split("@", 1)[0]
+    """'sgnn-ebm@graphmvp-c' or 'mtl+ogb' -> the bench method without its init or featuriser
+    suffix."""
+    return method.split("@", 1)[0].split("+", 1)[0]
 
 
 def init_label(init: str, budget: dict[str, Any] | None) -> str:
@@ -233,6 +239,12 @@ def check_methods(methods: Sequence[str], protocol: MultitaskProtocol = MULTITAS
         raise InvalidInputError(
             f"{', '.join(with_init)}: pass the encoder with --init DIR_OR_NAME instead of "
             "naming it in --methods (the results go to METHOD@NAME by themselves)"
+        )
+    with_feat = [m for m in out if "+" in m]
+    if with_feat:
+        raise InvalidInputError(
+            f"{', '.join(with_feat)}: pass the featuriser with --featurizer instead of naming "
+            "it in --methods (the results go to METHOD+FEATURISER by themselves)"
         )
     unknown = [m for m in out if m not in protocol.methods]
     if unknown:
@@ -313,9 +325,19 @@ def run_multitask_grid(
     log: Callable[[str], None] = print,
     protocol: MultitaskProtocol = MULTITASK,
     precision: str = "32-true",
+    featurizer: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every missing (dataset, method, seed) cell; return the records of all its cells."""
+    """Run every missing (dataset, method, seed) cell; return the records of all its cells.
+
+    ``featurizer`` trains from scratch on another featuriser than the table's hu2019, as rows
+    ``METHOD+FEATURISER`` (the fair baseline of an encoder pre-trained on it); with ``init``
+    it may only repeat the encoder's own.
+    """
     check_precision(precision)
+    if featurizer is not None and featurizer not in FEATURIZERS:
+        raise InvalidInputError(
+            f"--featurizer {featurizer!r}: choose from {', '.join(FEATURIZERS)}"
+        )
     methods = check_methods(methods or protocol.methods, protocol)
     datasets = check_datasets(datasets or protocol.datasets, protocol)
     seeds = list(dict.fromkeys(protocol.seeds if seeds is None else seeds))
@@ -329,8 +351,16 @@ def run_multitask_grid(
     # the encoder's budget as loaded now (its pre-training may continue later); a missing
     # --init fails here, before any data is loaded
     budget = pretrain_budget(init)
-    featurizer = featurizer_for(init)
-    suffix = f"@{init_label(init, budget)}" if init else ""
+    if init and featurizer not in (None, featurizer_for(init)):
+        raise InvalidInputError(
+            f"--featurizer {featurizer}: the encoder {init} reads {featurizer_for(init)} "
+            "features; leave --featurizer out with --init"
+        )
+    featurizer = featurizer_for(init, featurizer)
+    if init:
+        suffix = f"@{init_label(init, budget)}"
+    else:  # the table's own featuriser keeps the plain names
+        suffix = "" if featurizer == TABLE_FEATURIZER else f"+{featurizer}"
     model = model_settings()
     expect = {
         "epochs": epochs,
@@ -789,7 +819,9 @@ def _legend(protocol: MultitaskProtocol) -> str:
         f"marks cells with fewer than {len(protocol.seeds)} seeds finished. Rows marked "
         f"*(paper)* are the published numbers ({protocol.paper_source}), not ours. "
         "`sgnn-ebm-fixed` / `sgnn-ebm` are SGNN-EBM with the fixed / adaptive noise "
-        "distribution; `METHOD@NAME` rows started from the pre-trained encoder NAME.\n"
+        "distribution; `METHOD@NAME` rows started from the pre-trained encoder NAME; "
+        "`METHOD+FEATURISER` rows trained from scratch on that featuriser instead of hu2019 "
+        "(`--featurizer`), the fair baseline of an encoder pre-trained on it.\n"
     )
 
 
@@ -839,7 +871,7 @@ def plot_multitask_bars(
                 a = agg.get((m, d))
                 if a and a["n"]:
                     mean, std = 100 * a["mean"], 100 * a["std"]
-                    hatch = "//" if "@" in m else None
+                    hatch = "//" if "@" in m else ("\\\\" if "+" in m else None)
                     ax.bar(i, mean, 0.7, color=_colour(m), edgecolor="black", lw=0.5, hatch=hatch)
                     ax.errorbar(i, mean, yerr=std, color="black", capsize=3, lw=0.8)
                     lo.append(mean - std)

@@ -136,6 +136,11 @@ def multitask(
         help="Pre-trained encoder dir or shipped checkpoint name for every method; results go "
         "to METHOD@NAME.",
     ),
+    featurizer: str = typer.Option(
+        None,
+        help="Train from scratch on this featuriser (hu2019 | ogb) instead of the table's "
+        "hu2019; results go to METHOD+FEATURISER. With --init: the encoder's own only.",
+    ),
     out: Path = typer.Option(Path("benchmarks/results"), help="Results root."),
     work: Path = typer.Option(Path("benchmarks/work"), help="Model dirs and checkpoints."),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
@@ -160,6 +165,7 @@ def multitask(
             accelerator=accelerator,
             log=lambda s: console.print(s, highlight=False),
             precision=precision,
+            featurizer=featurizer,
         )
         console.print(f"results page: {write_multitask_report(out)}")
         console.print(f"overview: {write_overview(out)}")

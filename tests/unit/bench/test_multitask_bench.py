@@ -365,3 +365,36 @@ def test_bad_names_are_clear_user_errors(tmp_path, protocol) -> None:
     with pytest.raises(ModelFileError, match="--init .*missing.* is neither a directory"):
         grid(init=str(tmp_path / "missing"))
     assert not (tmp_path / "r").exists() and not (tmp_path / "w").exists()
+
+
+def test_featuriser_rows_train_from_scratch_on_it_beside_the_plain_rows(
+    tmp_path, protocol, tiny_model
+) -> None:
+    results, work = tmp_path / "r", tmp_path / "w"
+    kw = {"accelerator": "cpu", "log": lambda s: None, "protocol": protocol, "epochs": 1}
+    mt.run_multitask_grid(["sgnn", "sgnn-ebm-fixed"], [0], ["toy"], results, work,
+                          featurizer="ogb", **kw)  # fmt: skip
+    rec = json.loads((results / "multitask/sgnn-ebm-fixed+ogb/toy/seed0.json").read_text())
+    assert rec["featurizer"] == "ogb" and rec["base_method"] == "sgnn-ebm-fixed"
+    assert rec["init"] is None
+    # its fixed noise is the SGNN trained on the same features, not the hu2019 one
+    assert rec["noise_model_dir"] == str(work / "multitask/sgnn+ogb/toy/seed0")
+    assert not (results / "multitask/sgnn").exists()
+    # the table's own featuriser keeps the plain names
+    mt.run_multitask_grid(["mtl"], [0], ["toy"], results, work, featurizer="hu2019", **kw)
+    assert json.loads((results / "multitask/mtl/toy/seed0.json").read_text())["featurizer"] == (
+        "hu2019"
+    )
+    page = mt.write_multitask_report(results, protocol).read_text()
+    assert "| **sgnn+ogb** (ours) |" in page and "`METHOD+FEATURISER` rows" in page
+    assert page.index("| **mtl** (ours)") < page.index("| **sgnn+ogb** (ours)")
+
+    enc = build_encoder(encoder_hparams("hu2019", num_layers=1, dim=16))
+    save_encoder(tmp_path / "enc", enc, "hu2019", method="graphmvp-c")
+    with pytest.raises(InvalidInputError, match="reads hu2019 features; leave --featurizer out"):
+        mt.run_multitask_grid(["mtl"], [0], ["toy"], results, work, init=str(tmp_path / "enc"),
+                              featurizer="ogb", **kw)  # fmt: skip
+    with pytest.raises(InvalidInputError, match="--featurizer 'ecfp': choose from"):
+        mt.run_multitask_grid(["mtl"], [0], ["toy"], results, work, featurizer="ecfp", **kw)
+    with pytest.raises(InvalidInputError, match="pass the featuriser with --featurizer"):
+        mt.run_multitask_grid(["mtl+ogb"], [0], ["toy"], results, work, **kw)
