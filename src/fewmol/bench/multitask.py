@@ -224,9 +224,13 @@ def base_method(method: str) -> str:
 
 
 def init_label(init: str, budget: dict[str, Any] | None) -> str:
-    """Suffix of the method dirs for an init encoder: its pre-training method, else its name."""
+    """Suffix of the method dirs for an init encoder: its pre-training method, else its name,
+    then ``+FEATURISER`` unless it reads the table's hu2019 (``graphmvp-c+ogb`` is the shipped
+    default; ``graphmvp-c`` the hu2019 encoder: two rows, not one overwriting the other)."""
     name = (budget or {}).get("method") or Path(str(init).rstrip("/")).name or "init"
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name))
+    label = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name))
+    feat = (budget or {}).get("featurizer")
+    return label if feat in (None, TABLE_FEATURIZER) else f"{label}+{feat}"
 
 
 def check_methods(methods: Sequence[str], protocol: MultitaskProtocol = MULTITASK) -> list[str]:

@@ -394,6 +394,13 @@ def test_featuriser_rows_train_from_scratch_on_it_beside_the_plain_rows(
     with pytest.raises(InvalidInputError, match="reads hu2019 features; leave --featurizer out"):
         mt.run_multitask_grid(["mtl"], [0], ["toy"], results, work, init=str(tmp_path / "enc"),
                               featurizer="ogb", **kw)  # fmt: skip
+    # an encoder on OGB features gets its own rows beside the hu2019 encoder's of that method
+    enc = build_encoder(encoder_hparams("ogb", num_layers=1, dim=16))
+    save_encoder(tmp_path / "enc-ogb", enc, "ogb", method="graphmvp-c")
+    mt.run_multitask_grid(["mtl"], [0], ["toy"], results, work, init=str(tmp_path / "enc-ogb"),
+                          featurizer="ogb", **kw)  # fmt: skip
+    rec = json.loads((results / "multitask/mtl@graphmvp-c+ogb/toy/seed0.json").read_text())
+    assert rec["featurizer"] == "ogb" and rec["base_method"] == "mtl"
     with pytest.raises(InvalidInputError, match="--featurizer 'ecfp': choose from"):
         mt.run_multitask_grid(["mtl"], [0], ["toy"], results, work, featurizer="ecfp", **kw)
     with pytest.raises(InvalidInputError, match="pass the featuriser with --featurizer"):
