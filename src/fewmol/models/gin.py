@@ -7,6 +7,7 @@ edge plays that role), so only this form can load pretrain-gnns / GraphMVP weigh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,9 +15,20 @@ from torch import nn
 
 from fewmol.models.dropout import dropout
 
+#: Largest product of the column vocabularies embedded through one summed table (bonds: 18 rows
+#: for hu2019, 60 for OGB; hu2019 atoms 480); above it (OGB atoms) the columns are embedded one
+#: by one.
+COMBINED_TABLE_MAX = 4096
+
 
 class CategoricalEmbedding(nn.Module):
     """Sum of one embedding per categorical feature column (OGB's AtomEncoder/BondEncoder).
+
+    When the columns' vocabularies multiply to at most :data:`COMBINED_TABLE_MAX` rows, the
+    sum is taken once over the tables (every combination of values, a few thousand rows at
+    most) and each input row looks up its combination: one gather per call instead of one per
+    column plus the adds, and the same for their backward (a GIN fine-tuning step in bf16:
+    benchmarks/results/speed.md). The parameters are the per-column tables either way.
 
     Shapes: input (n, n_features) int64 -> output (n, dim).
     """
@@ -25,6 +37,8 @@ class CategoricalEmbedding(nn.Module):
         super().__init__()
         self.dims = tuple(int(d) for d in dims)
         self.embeddings = nn.ModuleList(nn.Embedding(d, dim) for d in self.dims)
+        self.combined = len(self.dims) > 1 and math.prod(self.dims) <= COMBINED_TABLE_MAX
+        self.register_buffer("_dims", torch.tensor(self.dims), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -34,10 +48,26 @@ class CategoricalEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed and sum the feature columns."""
-        out = self.embeddings[0](x[:, 0])
-        for k in range(1, len(self.embeddings)):
-            out = out + self.embeddings[k](x[:, k])
-        return out
+        if not self.combined:
+            out = self.embeddings[0](x[:, 0])
+            for k in range(1, len(self.embeddings)):
+                out = out + self.embeddings[k](x[:, k])
+            return out
+        if x.device.type == "cpu" and x.numel():
+            # a combined index would alias another combination instead of failing (on a GPU
+            # the check would cost a host sync per call; featurisers keep to their vocabularies)
+            out_of_range = (x < 0) | (x >= self._dims)
+            if bool(out_of_range.any()):
+                bad = int(out_of_range.any(0).nonzero()[0])
+                raise IndexError(
+                    f"feature column {bad} has an index outside its vocabulary of {self.dims[bad]}"
+                )
+        table, idx = self.embeddings[0].weight, x[:, 0]
+        for k in range(1, len(self.dims)):
+            w = self.embeddings[k].weight
+            table = (table.unsqueeze(1) + w.unsqueeze(0)).reshape(-1, w.shape[1])
+            idx = idx * self.dims[k] + x[:, k]
+        return table.index_select(0, idx)
 
 
 class GINLayer(nn.Module):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewmol.chem.featurize import FEATURIZERS, featurize_smiles
+from fewmol.chem.featurize import FEATURIZERS, featurize_smiles, get_featurizer
 from fewmol.data.collate import GraphSet
 from fewmol.models.gin import CategoricalEmbedding, GINEncoder, GINLayer
 from fewmol.models.heads import GraphPropertyModel, LinearHead, MLPHead, global_pool
@@ -180,6 +180,37 @@ def test_categorical_embedding_sums_columns() -> None:
         ]
     )
     assert torch.allclose(emb(x), expected)
+
+
+@pytest.mark.parametrize("featurizer", ["hu2019", "ogb"])
+def test_summed_table_gives_the_column_sums_and_their_gradients(featurizer: str) -> None:
+    spec = get_featurizer(featurizer)
+    torch.manual_seed(0)
+    combined = CategoricalEmbedding(spec.bond_dims, 8)
+    plain = CategoricalEmbedding(spec.bond_dims, 8)
+    plain.load_state_dict(combined.state_dict())  # same parameters, same names
+    plain.combined = False
+    assert combined.combined
+    g = torch.Generator().manual_seed(1)
+    x = torch.stack([torch.randint(0, d, (50,), generator=g) for d in spec.bond_dims], 1)
+    out, ref = combined(x), plain(x)
+    torch.testing.assert_close(out, ref)
+    w = torch.randn(out.shape, generator=g)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    for a, b in zip(combined.parameters(), plain.parameters()):
+        torch.testing.assert_close(a.grad, b.grad)
+    # OGB atoms (119 x 5 x 12 x ...) are too many combinations: embedded column by column
+    assert not CategoricalEmbedding(get_featurizer("ogb").atom_dims, 8).combined
+
+
+def test_summed_table_refuses_an_index_outside_a_vocabulary() -> None:
+    emb = CategoricalEmbedding((5, 3), 4)
+    # (0, 3) would otherwise read the row of (1, 0)
+    with pytest.raises(IndexError, match="column 1 has an index outside its vocabulary of 3"):
+        emb(torch.tensor([[0, 1], [0, 3]]))
+    with pytest.raises(IndexError, match="column 0"):
+        emb(torch.tensor([[-1, 0]]))
 
 
 def test_gradients_reach_every_parameter() -> None:
