@@ -40,6 +40,7 @@ bench-speed: setup
 	$(BIN)/python benchmarks/speed/featurize_speed.py
 	$(BIN)/python benchmarks/speed/gin_speed.py
 	$(BIN)/python benchmarks/speed/finetune_step_speed.py
+	$(BIN)/python benchmarks/speed/embedding_speed.py
 	$(BIN)/python benchmarks/speed/schnet_speed.py
 	$(BIN)/python benchmarks/speed/precision_speed.py
 	$(BIN)/python benchmarks/speed/metrics_speed.py
