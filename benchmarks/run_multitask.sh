@@ -32,16 +32,19 @@
 #                                          and fewmol.allocator; load ~3 here against 5-6
 #                                          for the 205 s: ~1.7 h per 100-epoch cell)
 #   toxcast       (8,579 x 617, graph learned per split): mtl 114 s per epoch -> ~3.2 h per
-#                                          cell; sgnn-ebm not timed (at kiba-mt's sgnn-ebm/mtl
-#                                          ratio of ~17, >= 30 min per epoch)
+#                                          cell; sgnn-ebm trains 5.4 mol/s in float32 on a
+#                                          synthetic 617-task problem with a top-10 graph
+#                                          (3,616 edges; `multitask_speed.py --tasks 617
+#                                          --topk 10`, 1 thread, load ~2.5, commit ffa26f8):
+#                                          ~21 min per epoch + ~3 min of Gibbs evaluation
 # (STL's numbers include a Trainer start per task, amortised over longer runs: upper bounds.
 # uw, gradnorm, dwa, lbtw and sgnn were not timed; they train the same GIN as mtl plus a
 # weighting or the SGNN head, so expect them between mtl and sgnn-ebm.) The three ChEMBL sets at
 # 100 epochs: ~5 h per seed for all nine methods on one thread, ~25 h for five seeds, about
 # half that with two workers. kiba-mt and toxcast are therefore not in the default DATASETS;
 # DATASETS=kiba-mt trains KIBA_EPOCHS (default 10: ~10 min per sgnn-ebm cell now) and
-# DATASETS=toxcast TOXCAST_EPOCHS (default 3: ~6 min per mtl cell, >= 1.5 h per sgnn-ebm
-# cell). The epochs are recorded per run and printed
+# DATASETS=toxcast TOXCAST_EPOCHS (default 3: ~6 min per mtl cell, ~1.2 h per sgnn-ebm
+# cell in float32 by the estimate above). The epochs are recorded per run and printed
 # beside the numbers (`[N ep]`); the paper's budget is 100 epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
