@@ -67,7 +67,7 @@ def test_each_2d_baseline_pretrains_and_finetune_loads_it(tmp_path, method):
               "--workers", "0", "--accelerator", "cpu", "-q", "--out", str(pre)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"pre-trained {method}: 1 epochs on 20 molecules" in result.stdout
+    assert f"pre-trained {method}: 1 epoch on 20 molecules" in result.stdout
     cfg = json.loads((pre / "config.json").read_text())
     assert cfg["method"] == method and cfg["complete"] and cfg["data"]["n_molecules"] == 20
     assert cfg["modules"]["method_2d"]["name"] == method

@@ -173,7 +173,8 @@ def pretrain(
             return
         rate = info["molecules_per_s"]
         console.print(
-            f"pre-trained {cfg.method}: {info['epochs_done']} epochs on {len(pdata)} molecules in "
+            f"pre-trained {cfg.method}: {info['epochs_done']} "
+            f"epoch{'' if info['epochs_done'] == 1 else 's'} on {len(pdata)} molecules in "
             f"{info['train_time_s']:.1f} s ({rate if rate is not None else 'n/a'} molecules/s); "
             f"encoder dir: {out} (use `fewmol finetune DATA --init {out}`)",
             markup=False,
