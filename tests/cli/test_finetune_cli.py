@@ -422,3 +422,17 @@ def test_bad_tune_options_exit_2(tmp_path: Path, extra: list[str], fragment: str
     result = _finetune(str(TINY), "--out", str(tmp_path / "x"), *extra)
     assert result.exit_code == 2, result.output
     assert fragment in _flat(result.stderr)
+
+
+def test_a_set_too_small_to_score_says_why_instead_of_a_bare_nan(tmp_path) -> None:
+    csv = tmp_path / "three.csv"
+    csv.write_text("smiles,act\nCCO,1\nc1ccccc1,0\nCCN,1\n")
+    result = _finetune(str(csv), "--out", str(tmp_path / "m"))
+    assert result.exit_code == 0, result.output
+    # three molecules: scaffold split 2 / 0 / 1, so neither a validation score nor a test AUC
+    assert "at the last epoch, 2 (no validation score to choose by)" in result.stdout
+    assert "note: no test roc_auc: no task has both classes among the 1 test molecules" in (
+        result.stderr
+    )
+    normal = _finetune(str(TINY), "--out", str(tmp_path / "n"))
+    assert "at best-valid epoch" in normal.stdout and "note: no test" not in normal.stderr

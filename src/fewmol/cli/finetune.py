@@ -13,6 +13,7 @@ from fewmol.cli.common import (
     console,
     default_featurizer,
     duplicates_option,
+    err_console,
     is_ddp_child,
     label_col_option,
     load_dataset,
@@ -429,10 +430,28 @@ def _print_metrics(metrics: dict, seed: int, run_dir: Path) -> None:
     m = metrics["select_metric"]
     best = metrics["test_at_best_valid"].get(m, float("nan"))
     last = metrics["test_at_last_epoch"].get(m, float("nan"))
-    console.print(
-        f"seed {seed}: test {m} = {_fmt(best)} at best-valid epoch {metrics['best_epoch']} "
-        f"({_fmt(last)} at last epoch {metrics['epochs_done']}); model dir: {run_dir}"
-    )
+    sizes = metrics.get("split_sizes") or {}
+    if metrics.get("best_valid"):
+        at = (
+            f"at best-valid epoch {metrics['best_epoch']} ({_fmt(last)} at last epoch "
+            f"{metrics['epochs_done']})"
+        )
+    else:
+        at = f"at the last epoch, {metrics['epochs_done']} (no validation score to choose by)"
+    console.print(f"seed {seed}: test {m} = {_fmt(best)} {at}; model dir: {run_dir}")
+    if best is None or best != best:
+        # say why there is no test score instead of leaving a bare nan
+        why = (
+            "the split left no test molecules"
+            if not sizes.get("test")
+            else f"no task has both classes among the {sizes['test']} test molecules"
+            if metrics.get("task_type") == "classification"
+            else f"{sizes['test']} test molecules are too few to score"
+        )
+        err_console.print(
+            f"note: no test {m}: {why}; use more molecules, --split random or --folds",
+            markup=False,
+        )
 
 
 def _fmt_or_na(v: float | None) -> str:
