@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fewmol.bench.protocols import Protocol
+from fewmol.bench.protocols import Protocol, metric_digits, metric_scale
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,7 @@ def ablation_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     present = [r for r in ABLATION_ROWS if any(m == r.method for m, _ in scores)]
     if REFERENCE not in {r.method for r in present} or len(present) < 2:
         return ""
-    sc = 100.0 if protocol.metric in ("roc_auc", "prc_auc") else 1.0
-    dg = 1 if sc == 100 else 3
+    sc, dg = metric_scale(protocol.metric), metric_digits(protocol.metric)
     sign = 1.0 if protocol.higher_is_better else -1.0
     ds = [d for d in protocol.datasets if any((r.method, d) in scores for r in present)]
     epochs: dict[tuple[str, str], set] = defaultdict(set)

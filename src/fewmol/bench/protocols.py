@@ -7,6 +7,16 @@ from dataclasses import dataclass, field
 from fewmol.errors import InvalidInputError
 
 
+def metric_scale(metric: str) -> float:
+    """Factor from a stored score to the tables' units: ROC-AUC and PRC-AUC in %."""
+    return 100.0 if metric in ("roc_auc", "prc_auc") else 1.0
+
+
+def metric_digits(metric: str) -> int:
+    """Decimals a table prints for ``metric`` (in its table units)."""
+    return 1 if metric in ("roc_auc", "prc_auc") else 3
+
+
 @dataclass(frozen=True)
 class Protocol:
     """One benchmark table: datasets, split, metric, fine-tuning budget and the paper's rows."""

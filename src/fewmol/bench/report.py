@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from fewmol.bench.ablation import ablation_table
-from fewmol.bench.protocols import PROTOCOLS, Protocol
+from fewmol.bench.protocols import PROTOCOLS, Protocol, metric_digits, metric_scale
 from fewmol.io.checkpoint import write_text
 
 Agg = dict[tuple[str, str], dict[str, Any]]
@@ -41,7 +41,6 @@ METHOD_COLOURS = {
     "graphmvp-c": "#9467bd",
 }
 _EXTRA_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d")
-_DIGITS = {"roc_auc": 1, "prc_auc": 1}  # in percent; everything else 3 decimals
 PLOT_DPI = 100
 _RC = {
     "svg.hashsalt": "fewmol",  # SVG ids would otherwise be random
@@ -58,14 +57,6 @@ def load_records(results: Path, protocol: str) -> list[dict[str, Any]]:
         json.loads(p.read_text()) for p in sorted((Path(results) / protocol).glob("*/*/seed*.json"))
     ]
     return sorted(recs, key=lambda r: (r["method"], r["dataset"], r["seed"]))
-
-
-def _scale(metric: str) -> float:
-    return 100.0 if metric in ("roc_auc", "prc_auc") else 1.0
-
-
-def _digits(metric: str) -> int:
-    return _DIGITS.get(metric, 3)
 
 
 def _value(r: dict[str, Any], metric: str | None) -> float | None:
@@ -140,7 +131,7 @@ def _cell_notes(protocol: Protocol, a: dict[str, Any]) -> str:
 def markdown_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     """Ours (mean ± std over seeds) beside the paper's rows for the same methods."""
     agg = aggregate(records)
-    sc = _scale(protocol.metric)
+    sc = metric_scale(protocol.metric)
     methods = order_methods({m for m, _ in agg})
     ds = list(protocol.datasets)
     head = "| method | " + " | ".join(ds) + " | Avg |\n|---|" + "---|" * (len(ds) + 1) + "\n"
@@ -152,7 +143,7 @@ def markdown_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
             if not a or not a["n"]:
                 cells.append("–")
                 continue
-            digits = 1 if sc == 100 else 3
+            digits = metric_digits(protocol.metric)
             notes = _cell_notes(protocol, a)
             cells.append(f"{a['mean'] * sc:.{digits}f} ± {a['std'] * sc:.{digits}f}{notes}")
             means.append(a["mean"] * sc)
@@ -182,7 +173,7 @@ def secondary_tables(protocol: Protocol, records: list[dict[str, Any]]) -> str:
         agg = aggregate(records, metric)
         if not any(a["n"] for a in agg.values()):
             continue
-        sc, dg = _scale(metric), _digits(metric)
+        sc, dg = metric_scale(metric), metric_digits(metric)
         ds = list(protocol.datasets)
         rows = [
             f"Test {_metric_name(metric)} (ours, mean ± std over seeds, same runs and epoch as "
@@ -240,7 +231,7 @@ def gain_over_none(protocol: Protocol, agg: Agg) -> dict[tuple[str, str], tuple[
     no gain.
     """
     sign = 1.0 if protocol.higher_is_better else -1.0
-    sc = _scale(protocol.metric)
+    sc = metric_scale(protocol.metric)
     out = {}
     for (m, d), a in agg.items():
         if m == "none" or m.startswith("none+") or not a["n"]:
@@ -274,7 +265,7 @@ def gain_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     methods = order_methods({m for m, _ in gains})
     if not methods:
         return ""
-    dg = _digits(protocol.metric)
+    dg = metric_digits(protocol.metric)
     ds = list(protocol.datasets)
     direction = "method − none" if protocol.higher_is_better else "none − method"
     rows = [
@@ -293,7 +284,7 @@ def gain_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
         rows.append(f"| **{m}** (ours) | " + " | ".join(cells) + " |")
         if m in protocol.paper and "none" in protocol.paper:
             pg = [paper_gain(protocol, m, d) for d in ds]
-            pd_ = 1 if _scale(protocol.metric) == 100 else 3
+            pd_ = metric_digits(protocol.metric)
             rows.append(
                 f"| {m} (paper) | "
                 + " | ".join("–" if g is None else f"{g:+.{pd_}f}" for g in pg)
@@ -350,16 +341,6 @@ def _budget_data(budget: dict[str, Any]) -> str:
     )
     method = budget.get("method") or budget.get("kind") or "?"
     return f"{method} on {data}, {epochs}"
-
-
-def budget_text(budget: dict[str, Any]) -> str:
-    """One pre-training budget (a record's ``pretraining`` entry) as a phrase."""
-    sha = budget.get("weights_sha256")
-    weights = f", weights sha256 {sha[:12]}" if sha else ""
-    return (
-        f"{_budget_data(budget)}, {_hours(budget.get('wall_time_s'))} "
-        f"(`{budget.get('source')}`{weights})"
-    )
 
 
 def budgets_text(budgets: list[dict[str, Any]]) -> str:
@@ -522,7 +503,7 @@ def write_report(protocol: Protocol, results: Path) -> Path:
     base = [baseline_text(m, rs) for m, rs in sorted(by_method.items()) if _is_baseline(rs)]
     text = (
         f"# {protocol.name}: test {protocol.metric}"
-        f"{' (%)' if _scale(protocol.metric) == 100 else ''}, {protocol.split} split\n\n"
+        f"{' (%)' if metric_scale(protocol.metric) == 100 else ''}, {protocol.split} split\n\n"
         "Generated by `fewmol bench report` from the per-run JSON files beside this page; "
         "do not edit by hand.\n\n"
         f"Ours: mean ± std over seeds of the test score at the best-validation epoch; "
@@ -586,7 +567,7 @@ def plot_bars(protocol: Protocol, records: list[dict[str, Any]], path: Path) -> 
     from matplotlib.figure import Figure
 
     agg = aggregate(records)
-    sc = _scale(protocol.metric)
+    sc = metric_scale(protocol.metric)
     methods = order_methods({m for m, _ in agg})
     ds = [d for d in protocol.datasets if any(agg.get((m, d), {}).get("n") for m in methods)]
     if not ds:
@@ -708,7 +689,9 @@ def score_vs_pretrain_time(
         if any(r.get("init") for r in by_method[m]) and not walls:
             continue  # pre-trained, but its budget was not recorded: no x to place it at
         hours = float(np.median(walls)) / 3600 if walls else 0.0
-        score = float(np.mean([agg[(m, d)]["mean"] for d in common])) * _scale(protocol.metric)
+        score = float(np.mean([agg[(m, d)]["mean"] for d in common])) * metric_scale(
+            protocol.metric
+        )
         points.append((m, hours, score))
     return points, common
 

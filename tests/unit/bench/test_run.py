@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fewmol.bench.protocols import get_protocol
-from fewmol.bench.report import budget_text, budgets_text
+from fewmol.bench.report import budgets_text
 from fewmol.bench.run import _budget_key, _done, init_for, pretrain_budget
 from fewmol.errors import ModelFileError
 from fewmol.io.modeldir import build_encoder, encoder_hparams, save_encoder
@@ -48,7 +48,7 @@ def test_budget_of_an_encoder_without_pretraining_info(tmp_path: Path) -> None:
     budget = pretrain_budget(str(tmp_path / "bare"))
     assert budget["kind"] == "encoder" and budget["featurizer"] == "hu2019"
     assert budget["molecules"] is None and budget["epochs_done"] is None
-    assert budget_text(budget).startswith("encoder on ? molecules, ? epochs, ? h")
+    assert budgets_text([budget]).startswith("encoder on ? molecules, ? epochs, ? h")
     assert pretrain_budget(None) is None
     with pytest.raises(ModelFileError):
         pretrain_budget(str(tmp_path / "missing"))
@@ -62,7 +62,7 @@ def test_budget_counts_conformers_from_totals_when_no_per_molecule_summary(tmp_p
     budget = pretrain_budget(str(tmp_path / "e"))
     assert budget["conformers_per_molecule"] == 2.5
     sha = budget["weights_sha256"]
-    assert budget_text(budget) == (
+    assert budgets_text([budget]) == (
         f"graphmvp on 40 molecules × 2.5 conformers, 2 epochs, 1.5 min "
         f"(`{tmp_path / 'e'}`, weights sha256 {sha[:12]})"
     )
@@ -83,7 +83,7 @@ def test_budget_names_the_exact_weights(tmp_path: Path) -> None:
     assert other["weights_sha256"] != a["weights_sha256"]
     # a record without the hash (written before it was kept) still reads
     del a["weights_sha256"]
-    assert "sha256" not in budget_text(a)
+    assert "sha256" not in budgets_text([a])
 
 
 def test_a_shipped_checkpoint_stands_in_only_for_its_own_method(
