@@ -58,6 +58,10 @@ from fewmol.models.dropout import dropout
 from fewmol.multitask.task_embed import TaskGCN
 
 NUM_CLASSES = 2
+# Without a gradient to keep, the head runs over at most this many (molecule, edge) rows at a
+# time: a ToxCast-size graph (5,227 edges) at an evaluation batch of 256 would otherwise build
+# ~1.3M rows x C x C x hidden per tensor (~20 GB in float32).
+INFERENCE_ROWS = 1 << 16
 
 
 @dataclass
@@ -263,6 +267,7 @@ class StructuredHead(nn.Module):
         }
         self.num_tasks, self.state_dim, self.dropout = num_tasks, state_dim, dropout
         self.smoothing = smoothing
+        self.inference_rows = INFERENCE_ROWS
         # The graph is data, not weights: non-persistent buffers follow .to(device) but stay
         # out of state_dict (the model dir stores the graph itself as task_graph.json).
         self.register_buffer("gcn_edge_index", torch.from_numpy(ei.copy()), persistent=False)
@@ -333,7 +338,21 @@ class StructuredHead(nn.Module):
         return hs, es, h_last
 
     def forward(self, z: torch.Tensor, potentials: bool = True) -> SGNNOutput:
-        """Logits, and (if ``potentials``) the log-potential tables of the energy."""
+        """Logits, and (if ``potentials``) the log-potential tables of the energy.
+
+        Without gradients (evaluation, prediction) the batch is cut into chunks of at most
+        ``inference_rows`` (molecule, edge) rows; every molecule is computed on its own, so the
+        result is the same and peak memory no longer grows with the batch.
+        """
+        step = max(1, self.inference_rows // max(self.num_edges, 1))
+        if torch.is_grad_enabled() or z.shape[0] <= step:
+            return self._forward(z, potentials)
+        outs = [self._forward(part, potentials) for part in z.split(step)]
+        node = torch.cat([o.node_pot for o in outs]) if potentials else None
+        edge = torch.cat([o.edge_pot for o in outs]) if potentials else None
+        return SGNNOutput(torch.cat([o.logits for o in outs]), node, edge)
+
+    def _forward(self, z: torch.Tensor, potentials: bool) -> SGNNOutput:
         # Without layers there is no edge update to fold: the readout reads e_0 as it is.
         fold = potentials and len(self.layers) > 0
         hs, es, h_last = self._propagate(z, last_edges=potentials and not fold)

@@ -107,3 +107,26 @@ def test_gibbs_memory_grows_linearly_with_edges() -> None:
     # Colour classes change with the graph, so only nearly affine; far from quadratic.
     assert 0 < inc2 < 3 * inc1
     assert totals[2000] < t * t
+
+
+def test_inference_chunks_the_batch_so_no_tensor_grows_with_it() -> None:
+    torch.manual_seed(0)
+    t, m = 40, 60
+    head = StructuredHead(t, _sparse_graph(t, m), None, MOL, 4, 3, 5, num_layers=2).eval()
+    head.inference_rows = 4 * m  # four molecules per chunk
+    z = torch.randn(10, MOL)
+    with torch.no_grad(), _Record() as rec:
+        chunked = head(z)
+    head.inference_rows = 10**9
+    with torch.no_grad():
+        whole = head(z)
+    for a, b in ((chunked.logits, whole.logits), (chunked.node_pot, whole.node_pot)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(chunked.edge_pot, whole.edge_pot)
+    assert chunked.edge_pot.shape == (10, m, 2, 2)
+    # Only the concatenated outputs hold all ten molecules; the per-edge work sees four at most.
+    per_edge = [s for s in rec.shapes if len(s) >= 3 and s[1] == m and s != (10, m, 2, 2)]
+    assert per_edge and max(s[0] for s in per_edge) == 4
+    # With a gradient (training) the batch is computed whole, as autograd needs it.
+    out = head(z)
+    assert out.logits.requires_grad and out.edge_pot.shape == (10, m, 2, 2)
