@@ -37,6 +37,11 @@
 #                                          (3,616 edges; `multitask_speed.py --tasks 617
 #                                          --topk 10`, 1 thread, load ~2.5, commit ffa26f8):
 #                                          ~21 min per epoch + ~3 min of Gibbs evaluation
+# Session 13 (commit 92fd344, bf16, 1 thread beside two 1-thread workers): chembl-100-m5 mtl 4 s
+# and sgnn-ebm 6 s per epoch; toxcast mtl 25 s per epoch, sgnn-ebm 656 s per epoch with its
+# evaluation, then ~10 min of Gibbs sampling for predictions.csv (8,579 molecules), 3.8 GB peak
+# RSS (the structured head evaluates in chunks of 65,536 molecule-edge rows; unchunked, the
+# predictions at batch 256 took >20 GB and were killed).
 # (STL's numbers include a Trainer start per task, amortised over longer runs: upper bounds.
 # uw, gradnorm, dwa, lbtw and sgnn were not timed; they train the same GIN as mtl plus a
 # weighting or the SGNN head, so expect them between mtl and sgnn-ebm.) The three ChEMBL sets at
