@@ -476,3 +476,21 @@ def test_long_pchembl_table_with_a_threshold(tmp, data) -> None:
     assert sorted(cfg["task_names"]) == sorted(TASKS)
     cli_user_error(["multitask", "chembl-10", "--threshold", "6", "--out", tmp / "y"],
                    "--threshold apply to CSVs")  # fmt: skip
+
+
+def test_tilted_sgnn_ebm_trains_records_its_energy_and_predicts(data, relations, tmp) -> None:
+    d = tmp / "run_tilt"
+    base = ["multitask", data, "--task-graph", relations, "--method", "sgnn-ebm"]
+    cli_ok([*base, "--tilt", "--out", d, *TWO_EPOCHS])
+    energy = json.loads((d / "config.json").read_text())["energy"]
+    assert energy["tilt"] is True and energy["noise"] == "adaptive"
+    out = tmp / "pred_tilt.csv"
+    cli_ok(["predict", d, data, "--out", out])
+    cols = [f"{t}_pred" for t in TASKS]
+    train = pd.read_csv(d / "predictions.csv")
+    got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
+    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=0.2)
+    # the tilt needs the adaptive noise (the only one a model dir carries to new molecules)
+    bad = [*base, "--tilt", "--noise", "fixed", "--out", tmp / "tilt_fixed", *TWO_EPOCHS]
+    cli_user_error(bad, "--tilt", "--noise adaptive")
+    cli_user_error(["multitask", data, "--method", "mtl", "--tilt", "--out", tmp / "t2"], "--tilt")

@@ -64,6 +64,13 @@ def multitask(
         "the same data) whose predictions are the fixed noise, as the paper's pre-trained SGNN.",
     ),
     noise_mix: float = typer.Option(0.1, help="Share of uniform noise mixed into the noise."),
+    tilt: bool = typer.Option(
+        False,
+        "--tilt/--no-tilt",
+        help="SGNN-EBM with --noise adaptive: the energy tilts the noise, p ∝ q·exp(−E), so it "
+        "learns a correction of the jointly trained SGNN (the released code's "
+        "--use_ebm_as_tilting).",
+    ),
     nce_samples: int = typer.Option(4, min=1, help="Noise samples per molecule."),
     gibbs_sweeps: int = typer.Option(20, min=1, help="Gibbs sweeps at inference."),
     gibbs_chains: int = typer.Option(4, min=1, help="Parallel Gibbs chains per molecule."),
@@ -179,6 +186,7 @@ def multitask(
             noise=noise,
             noise_model=None if noise_model is None else str(noise_model),
             noise_mix=noise_mix,
+            tilt=tilt,
             nce_samples=nce_samples,
             gibbs_sweeps=gibbs_sweeps,
             gibbs_chains=gibbs_chains,

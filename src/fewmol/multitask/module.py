@@ -49,10 +49,15 @@ class MultitaskModule(L.LightningModule):
         gibbs_chains: int = 1,
         eval_seed: int = 0,
         noise_net: MultitaskNet | None = None,
+        tilt: bool = False,
     ):
         super().__init__()
         if method == "sgnn-ebm" and noise not in ("fixed", "adaptive"):
             raise ValueError(f"noise must be fixed or adaptive, got {noise!r}")
+        if tilt and noise != "adaptive":
+            # predictions need the noise of every new molecule: only the adaptive one (the
+            # same network's SGNN logits) travels with the model dir
+            raise ValueError("the tilted energy needs the adaptive noise")
         self.automatic_optimization = False
         self.train_state = nn.ModuleDict(
             {"net": net, "balancer": balancer or Balancer(net.num_tasks)}
@@ -61,6 +66,7 @@ class MultitaskModule(L.LightningModule):
         self.lr, self.weight_decay, self.encoder_lr = lr, weight_decay, encoder_lr
         self.lam, self.noise, self.noise_mix, self.nce_samples = lam, noise, noise_mix, nce_samples
         self.gibbs_sweeps, self.gibbs_chains, self.eval_seed = gibbs_sweeps, gibbs_chains, eval_seed
+        self.tilt = tilt and method == "sgnn-ebm"
         freq = np.full(net.num_tasks, 0.5, np.float32) if noise_prob is None else noise_prob
         self.register_buffer("noise_freq", torch.as_tensor(freq, dtype=torch.float32), False)
         self.sampler = GibbsSampler(net.head.pairs, net.num_tasks) if self.ebm else None
@@ -116,6 +122,10 @@ class MultitaskModule(L.LightningModule):
         if not self.ebm:
             return torch.sigmoid(out.logits)
         init = torch.sigmoid(out.logits) if self.noise == "adaptive" else None
+        tilt = None
+        if self.tilt:
+            q = mix_uniform(torch.sigmoid(out.logits), self.noise_mix)  # the training noise
+            tilt = torch.log(q) - torch.log1p(-q)
         return self.sampler.marginals(
             out.node_pot,
             out.edge_pot,
@@ -125,6 +135,7 @@ class MultitaskModule(L.LightningModule):
             evidence=evidence,
             init=init,
             generator=generator,
+            tilt=tilt,
         )
 
     # ------------------------------------------------------------------ training
@@ -159,6 +170,7 @@ class MultitaskModule(L.LightningModule):
                 mix_uniform(prob, self.noise_mix),
                 self.lam,
                 self.nce_samples,
+                tilted=self.tilt,
             )
             parts = {"nce": float(nce.detach()), "bce": float(bce.detach())}
             return nce + bce, losses, present, parts

@@ -105,6 +105,8 @@ class MultitaskPredictor:
             noise=energy.get("noise", "adaptive"),
             gibbs_sweeps=energy.get("gibbs_sweeps", 20),
             gibbs_chains=energy.get("gibbs_chains", 1),
+            noise_mix=energy.get("noise_mix", 0.1),
+            tilt=bool(energy.get("tilt", False)),
         )
         return module.to("cpu").eval()
 

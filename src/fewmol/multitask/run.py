@@ -91,6 +91,8 @@ class MultitaskConfig:
     # None: the training label frequencies
     noise_model: str | None = None
     noise_mix: float = 0.1
+    # the energy tilts the noise: p ∝ q·exp(−E) (sgnn_ebm's docstring; adaptive noise only)
+    tilt: bool = False
     nce_samples: int = 4
     gibbs_sweeps: int = 20
     gibbs_chains: int = 4
@@ -130,6 +132,8 @@ class MultitaskConfig:
             raise InvalidInputError(f"--smoothing must be in [0, 1), got {self.smoothing}")
         if self.noise_model is not None and (self.method != "sgnn-ebm" or self.noise != "fixed"):
             raise InvalidInputError("--noise-model is for --method sgnn-ebm --noise fixed")
+        if self.tilt and (self.method != "sgnn-ebm" or self.noise != "adaptive"):
+            raise InvalidInputError("--tilt is for --method sgnn-ebm --noise adaptive")
         if not 0.0 <= self.noise_mix <= 1.0:
             raise InvalidInputError(f"--noise-mix must be in [0, 1], got {self.noise_mix}")
 
@@ -229,6 +233,8 @@ class MultitaskRun(RunCounters):
                 "gibbs_chains": cfg.gibbs_chains,
                 "noise_model": self.noise_info,
             }
+            if cfg.tilt:  # absent when off, so dirs written before the option stay resumable
+                energy["tilt"] = True
         graph_info = None
         if self.graph is not None:
             graph_info = {
@@ -286,6 +292,7 @@ class MultitaskRun(RunCounters):
             gibbs_chains=cfg.gibbs_chains,
             eval_seed=cfg.seed,
             noise_net=self.noise_net,
+            tilt=cfg.tilt,
         )
 
     def _labels(self, unit: int) -> np.ndarray:

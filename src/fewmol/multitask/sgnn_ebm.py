@@ -19,6 +19,14 @@ explicit (for uniform noise, log q is a constant and the two agree up to a shift
 (per-task training label frequencies) or adaptive (the jointly trained SGNN's sigmoid,
 detached); either is mixed with a little uniform noise so q never rules a label out.
 
+**Tilted model** (``tilted=True``; the released code's ``--use_ebm_as_tilting``). The joint is
+the noise tilted by the energy, p(y | x) ∝ q(y | x) exp(−E(x, y)), so the EBM only has to learn
+the correction log p_data − log q, and the NCE logit is s(y) = −E(x, y) − log K (the noise term
+cancels). The Gibbs conditionals then add each task's noise logit log(π_i / (1 − π_i)) to its
+field. With the adaptive noise, predictions start from the jointly trained SGNN's and the
+pairwise terms move them; the released code multiplied the conditionals by σ(prior logit)
+without renormalising, this is the normalised form of the same tilt.
+
 **Inference.** Gibbs sampling from p(y_i | y_−i, x) ∝ exp(f_i(y_i) + λ Σ_{j~i} f_ij(y_i, y_j)).
 Tasks are greedily coloured so that no two neighbours share a colour; all tasks of one colour
 are conditionally independent given the rest and are resampled together (chromatic Gibbs: the
@@ -122,10 +130,12 @@ def nce_loss(
     lam: float,
     num_samples: int = 1,
     generator: torch.Generator | None = None,
+    tilted: bool = False,
 ) -> torch.Tensor:
     """Binary NCE loss of the EBM against Bernoulli noise, over observed labels only.
 
     y (B, T) float with NaN = missing; noise_prob (B, T) or (T,), treated as a constant.
+    ``tilted``: the model is q·exp(−E), so the logit is −E − log K (module docstring).
     Molecules without any observed label are skipped; returns a scalar (0 if none left).
     """
     mask = ~torch.isnan(y)
@@ -137,10 +147,11 @@ def nce_loss(
     u = torch.rand((num_samples, *q.shape), generator=generator, device=q.device, dtype=q.dtype)
     y_noise = (u < q).to(q.dtype)  # (K, B, T)
     log_k = math.log(num_samples)
-    s_data = log_potential(node_pot, edge_pot, pairs, y_data, mask, lam)
-    s_data = s_data - bernoulli_log_prob(q, y_data, mask) - log_k
-    s_noise = log_potential(node_pot, edge_pot, pairs, y_noise, mask, lam)
-    s_noise = s_noise - bernoulli_log_prob(q, y_noise, mask) - log_k
+    s_data = log_potential(node_pot, edge_pot, pairs, y_data, mask, lam) - log_k
+    s_noise = log_potential(node_pot, edge_pot, pairs, y_noise, mask, lam) - log_k
+    if not tilted:
+        s_data = s_data - bernoulli_log_prob(q, y_data, mask)
+        s_noise = s_noise - bernoulli_log_prob(q, y_noise, mask)
     per_mol = F.logsigmoid(s_data) + F.logsigmoid(-s_noise).sum(0)
     return -per_mol[rows].mean()
 
@@ -214,13 +225,14 @@ class GibbsSampler:
         evidence: torch.Tensor | None = None,
         init: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        tilt: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Estimated P(y_i = 1 | x, evidence), (B, T).
 
         node_pot (B, T, 2), edge_pot (B, M, 2, 2); ``evidence`` (B, T) with 0/1 for clamped
         labels and NaN elsewhere; ``init`` (B, T) P(y_i = 1) to draw the starting state from
-        (default: the node potentials alone). ``burn_in`` sweeps (default sweeps // 4) are not
-        averaged.
+        (default: the node potentials alone); ``tilt`` (B, T) noise logits of the tilted model,
+        added to every task's field. ``burn_in`` sweeps (default sweeps // 4) are not averaged.
         """
         if sweeps < 1:
             raise ValueError(f"sweeps must be >= 1, got {sweeps}")
@@ -231,7 +243,10 @@ class GibbsSampler:
         dev, dt = node_pot.device, node_pot.dtype
         with torch.no_grad():
             rep = (lambda a: a.repeat_interleave(chains, 0)) if chains > 1 else (lambda a: a)
-            base = rep(node_pot[..., 1] - node_pot[..., 0])  # (BC, T)
+            base = node_pot[..., 1] - node_pot[..., 0]
+            if tilt is not None:
+                base = base + tilt.to(dev, dt)
+            base = rep(base)  # (BC, T)
             # Change of f_ij when the first (second) endpoint flips 0 -> 1, per other label.
             d_first = rep(lam * (edge_pot[:, :, 1, :] - edge_pot[:, :, 0, :]))  # (BC, M, 2)
             d_second = rep(lam * (edge_pot[:, :, :, 1] - edge_pot[:, :, :, 0]))

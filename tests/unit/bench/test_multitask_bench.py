@@ -405,3 +405,16 @@ def test_featuriser_rows_train_from_scratch_on_it_beside_the_plain_rows(
         mt.run_multitask_grid(["mtl"], [0], ["toy"], results, work, featurizer="ecfp", **kw)
     with pytest.raises(InvalidInputError, match="pass the featuriser with --featurizer"):
         mt.run_multitask_grid(["mtl+ogb"], [0], ["toy"], results, work, **kw)
+
+
+def test_the_tilted_row_is_asked_for_by_name_and_records_its_energy() -> None:
+    assert "sgnn-ebm-tilt" not in mt.MULTITASK.methods  # not in the paper's default grid
+    assert mt.check_methods(["sgnn-ebm-tilt", "mtl"]) == ["sgnn-ebm-tilt", "mtl"]
+    assert mt.RUN_METHOD["sgnn-ebm-tilt"] == ("sgnn-ebm", "adaptive")
+    assert mt.energy_settings("sgnn-ebm-tilt")["tilt"] is True
+    assert "tilt" not in mt.energy_settings("sgnn-ebm")  # the existing records keep their key
+    assert mt.order_methods({"sgnn-ebm-tilt", "sgnn-ebm", "mtl"}) == [
+        "mtl",
+        "sgnn-ebm",
+        "sgnn-ebm-tilt",
+    ]

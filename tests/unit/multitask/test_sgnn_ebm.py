@@ -135,6 +135,60 @@ def test_nce_with_uniform_noise_is_the_reference_formula() -> None:
     assert float(loss) == pytest.approx(float(ref.mean()), rel=1e-6)
 
 
+def _random_tables(b: int, t: int, m: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    node = torch.log_softmax(torch.randn(b, t, 2, generator=g), -1)
+    edge = torch.log_softmax(torch.randn(b, m, 4, generator=g), -1).view(b, m, 2, 2)
+    return node, edge
+
+
+def _log_q_tables(q: torch.Tensor) -> torch.Tensor:
+    """log q(y_i) as (B, T, 2) tables: the tilted model's noise folded into node potentials."""
+    return torch.stack([torch.log1p(-q), torch.log(q)], dim=-1)
+
+
+def test_tilted_nce_is_plain_nce_with_the_noise_folded_into_the_node_tables() -> None:
+    """p ∝ q·exp(−E): the tilted logit −E is the plain logit of the energy E − log q."""
+    b, t = 6, 5
+    pairs = torch.tensor([[0, 1, 2, 0], [1, 2, 3, 4]])
+    node, edge = _random_tables(b, t, 4, 0)
+    y = torch.randint(0, 2, (b, t), generator=torch.Generator().manual_seed(1)).float()
+    y[0, :2] = float("nan")
+    q = mix_uniform(torch.rand(b, t, generator=torch.Generator().manual_seed(2)), 0.1)
+
+    def loss(n: torch.Tensor, tilted: bool) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(3)
+        return nce_loss(n, edge, pairs, y, q, 0.5, 3, generator=gen, tilted=tilted)
+
+    tilted, plain = loss(node, True), loss(node + _log_q_tables(q), False)
+    torch.testing.assert_close(tilted, plain)
+    assert not torch.allclose(tilted, loss(node, False))
+
+
+def test_tilted_gibbs_samples_the_noise_times_the_exponentiated_energy() -> None:
+    b, t = 4, 6
+    pairs = torch.tensor([[0, 1, 2, 3, 0, 1], [1, 2, 3, 0, 4, 5]])
+    node, edge = _random_tables(b, t, pairs.shape[1], 4)
+    q = mix_uniform(torch.rand(b, t, generator=torch.Generator().manual_seed(5)), 0.1)
+    sampler = GibbsSampler(pairs, t)
+
+    def run(n: torch.Tensor, tilt: torch.Tensor | None, sweeps: int = 30) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(6)
+        return sampler.marginals(n, edge, 1.0, sweeps, 50, generator=gen, tilt=tilt)
+
+    logit_q = torch.log(q) - torch.log1p(-q)
+    # the same chain as the untilted sampler on node tables shifted by log q
+    torch.testing.assert_close(run(node, logit_q), run(node + _log_q_tables(q), None))
+    exact = exact_marginals(node + _log_q_tables(q), edge, pairs, 1.0)
+    assert float((run(node, logit_q, 200) - exact).abs().max()) < 0.03
+    # a flat energy leaves the noise as it is
+    flat_node = torch.full((b, t, 2), math.log(0.5))
+    flat_edge = torch.full_like(edge, math.log(0.25))
+    gen = torch.Generator().manual_seed(7)
+    flat = sampler.marginals(flat_node, flat_edge, 1.0, 200, 50, generator=gen, tilt=logit_q)
+    assert float((flat - q).abs().max()) < 0.03
+
+
 def test_noise_helpers() -> None:
     y = np.array([[1, 0], [1, np.nan], [0, np.nan]], dtype=np.float32)
     freq = label_frequencies(y, prior=0.0)
@@ -158,7 +212,9 @@ def _correlated_problem(n: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     return z, np.stack([y_a, y_a.copy(), y_c], axis=1)
 
 
-def _train_ebm(z: np.ndarray, y: np.ndarray, steps: int, noise: str) -> StructuredHead:
+def _train_ebm(
+    z: np.ndarray, y: np.ndarray, steps: int, noise: str, tilted: bool = False
+) -> StructuredHead:
     torch.manual_seed(0)
     edges = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])  # A-B (the real relation) and B-C
     head = StructuredHead(3, edges, None, z.shape[1], 8, 16, 32, num_layers=1, smoothing=0.02)
@@ -173,7 +229,8 @@ def _train_ebm(z: np.ndarray, y: np.ndarray, steps: int, noise: str) -> Structur
             q, extra = torch.sigmoid(out.logits).detach(), task_losses[present].mean()
         else:
             q, extra = freq.expand_as(out.logits), 0.0
-        nce = nce_loss(out.node_pot, out.edge_pot, head.pairs, yt, mix_uniform(q, 0.1), 1.0, 4)
+        q = mix_uniform(q, 0.1)
+        nce = nce_loss(out.node_pot, out.edge_pot, head.pairs, yt, q, 1.0, 4, tilted=tilted)
         opt.zero_grad()
         (nce + extra).backward()
         opt.step()
@@ -232,3 +289,27 @@ def test_sgnn_ebm_beats_independent_heads_on_correlated_labels() -> None:
     assert auc_ebm > auc_indep + 0.15, (auc_ebm, auc_indep)
     # Task C has no real relation: the EBM's marginal of C stays as good as its own head.
     assert roc_auc_score(y_test[:, 2], ebm[:, 2]) > 0.9
+
+
+def test_tilted_sgnn_ebm_learns_the_relation_on_top_of_its_noise() -> None:
+    """The tilted EBM learns log p_data − log q: conditioned on A, it recovers B = A."""
+    rng = np.random.default_rng(0)
+    z, y = _correlated_problem(1200, rng)
+    z_test, y_test = _correlated_problem(800, rng)
+    y_obs = y.copy()
+    y_obs[rng.random(len(y)) < 0.7, 1] = np.nan
+    head = _train_ebm(z, y_obs, 200, "adaptive", tilted=True)
+    with torch.no_grad():
+        out = head(torch.from_numpy(z_test))
+        q = mix_uniform(torch.sigmoid(out.logits), 0.1)
+        tilt = torch.log(q) - torch.log1p(-q)
+        evidence = torch.full((len(z_test), 3), float("nan"))
+        evidence[:, 0] = torch.from_numpy(y_test[:, 0])
+        sampler = GibbsSampler(head.pairs, 3)
+        gen = torch.Generator().manual_seed(0)
+        marg = sampler.marginals(
+            out.node_pot, out.edge_pot, 1.0, 20, 4, evidence=evidence, generator=gen, tilt=tilt
+        ).numpy()
+    sgnn_b = roc_auc_score(y_test[:, 1], q[:, 1].numpy())
+    assert roc_auc_score(y_test[:, 1], marg[:, 1]) > max(0.85, sgnn_b + 0.1)
+    assert roc_auc_score(y_test[:, 2], marg[:, 2]) > 0.9
