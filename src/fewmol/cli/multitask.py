@@ -67,8 +67,8 @@ def multitask(
     tilt: bool = typer.Option(
         False,
         "--tilt/--no-tilt",
-        help="SGNN-EBM with --noise adaptive: the energy tilts the noise, p ∝ q·exp(−E), so it "
-        "learns a correction of the jointly trained SGNN (the released code's "
+        help="SGNN-EBM with --noise adaptive: the energy tilts the noise, p ∝ q·exp(−E), so "
+        "predictions combine the jointly trained SGNN's with the energy's (the released code's "
         "--use_ebm_as_tilting).",
     ),
     nce_samples: int = typer.Option(4, min=1, help="Noise samples per molecule."),

@@ -20,12 +20,15 @@ explicit (for uniform noise, log q is a constant and the two agree up to a shift
 detached); either is mixed with a little uniform noise so q never rules a label out.
 
 **Tilted model** (``tilted=True``; the released code's ``--use_ebm_as_tilting``). The joint is
-the noise tilted by the energy, p(y | x) ∝ q(y | x) exp(−E(x, y)), so the EBM only has to learn
-the correction log p_data − log q, and the NCE logit is s(y) = −E(x, y) − log K (the noise term
-cancels). The Gibbs conditionals then add each task's noise logit log(π_i / (1 − π_i)) to its
-field. With the adaptive noise, predictions start from the jointly trained SGNN's and the
-pairwise terms move them; the released code multiplied the conditionals by σ(prior logit)
-without renormalising, this is the normalised form of the same tilt.
+the noise tilted by the energy, p(y | x) ∝ q(y | x) exp(−E(x, y)), so the NCE logit is
+s(y) = −E(x, y) − log K (the noise term cancels) and the Gibbs conditionals add each task's noise
+logit log(π_i / (1 − π_i)) to its field: with the adaptive noise, predictions combine the jointly
+trained SGNN's with the energy's. The potentials stay normalised log tables, so exp(−E) ≤ 1 and
+s < −log K: the data term of the loss never saturates and pulls every table towards the observed
+labels much as a likelihood would, so the energy learns more than the correction
+log p_data − log q, and the SGNN's view enters twice at inference. The released code did the
+same in effect (NCE against the noise, then conditionals multiplied by σ(prior logit) without
+renormalising); this is its normalised form, an option to measure, not the paper's default.
 
 **Inference.** Gibbs sampling from p(y_i | y_−i, x) ∝ exp(f_i(y_i) + λ Σ_{j~i} f_ij(y_i, y_j)).
 Tasks are greedily coloured so that no two neighbours share a colour; all tasks of one colour

@@ -292,7 +292,7 @@ def test_sgnn_ebm_beats_independent_heads_on_correlated_labels() -> None:
 
 
 def test_tilted_sgnn_ebm_learns_the_relation_on_top_of_its_noise() -> None:
-    """The tilted EBM learns log p_data − log q: conditioned on A, it recovers B = A."""
+    """Tilting its adaptive noise, the EBM still learns the A-B relation: given A, it recovers B."""
     rng = np.random.default_rng(0)
     z, y = _correlated_problem(1200, rng)
     z_test, y_test = _correlated_problem(800, rng)
