@@ -494,3 +494,17 @@ def test_tilted_sgnn_ebm_trains_records_its_energy_and_predicts(data, relations,
     bad = [*base, "--tilt", "--noise", "fixed", "--out", tmp / "tilt_fixed", *TWO_EPOCHS]
     cli_user_error(bad, "--tilt", "--noise adaptive")
     cli_user_error(["multitask", data, "--method", "mtl", "--tilt", "--out", tmp / "t2"], "--tilt")
+
+
+def test_bilinear_sgnn_trains_records_its_head_and_predicts(data, relations, tmp) -> None:
+    d = tmp / "run_bilinear"
+    base = ["multitask", data, "--task-graph", relations, "--method", "sgnn", "--bilinear"]
+    cli_ok([*base, "--out", d, *TWO_EPOCHS])
+    assert json.loads((d / "config.json").read_text())["structured"]["bilinear"] is True
+    out = tmp / "pred_bilinear.csv"
+    cli_ok(["predict", d, data, "--out", out])
+    cols = [f"{t}_pred" for t in TASKS]
+    train = pd.read_csv(d / "predictions.csv")
+    got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
+    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=1e-5)
+    cli_user_error(["multitask", data, "--method", "mtl", "--bilinear", "--out", tmp / "b2"])

@@ -76,16 +76,24 @@ BENCH_METHODS = (
     "sgnn-ebm",
 )
 #: our rows beyond the paper's, run when --methods names them
-EXTRA_METHODS = ("sgnn-ebm-tilt",)
+EXTRA_METHODS = ("sgnn-bilinear", "sgnn-ebm-bilinear", "sgnn-ebm-tilt")
 #: bench method -> (``fewmol multitask --method``, ``--noise``)
 RUN_METHOD: dict[str, tuple[str, str | None]] = {
     **{m: (m, None) for m in BENCH_METHODS if not m.startswith("sgnn-ebm")},
     "sgnn-ebm-fixed": ("sgnn-ebm", "fixed"),
     "sgnn-ebm": ("sgnn-ebm", "adaptive"),
     "sgnn-ebm-tilt": ("sgnn-ebm", "adaptive"),
+    "sgnn-bilinear": ("sgnn", None),
+    "sgnn-ebm-bilinear": ("sgnn-ebm", "adaptive"),
 }
+#: the RUN_SETTINGS keys that belong to the energy (recorded with it)
+ENERGY_SETTINGS = ("tilt",)
 #: bench method -> further MultitaskConfig settings
-RUN_SETTINGS: dict[str, dict[str, Any]] = {"sgnn-ebm-tilt": {"tilt": True}}
+RUN_SETTINGS: dict[str, dict[str, Any]] = {
+    "sgnn-ebm-tilt": {"tilt": True},
+    "sgnn-bilinear": {"bilinear": True},
+    "sgnn-ebm-bilinear": {"bilinear": True},
+}
 
 #: the paper's name of each row (shown in the legend of the page)
 PAPER_LABELS = {
@@ -100,6 +108,8 @@ PAPER_LABELS = {
     "sgnn-ebm": "SGNN-EBM, noise p_n = SGNN (adaptive)",
     # not in the paper: the released code's --use_ebm_as_tilting, normalised (sgnn_ebm.py)
     "sgnn-ebm-tilt": "SGNN-EBM tilting its adaptive SGNN noise, p ∝ q·exp(−E) (ours)",
+    "sgnn-bilinear": "SGNN with a bilinear molecule x task term in its task states (ours)",
+    "sgnn-ebm-bilinear": "SGNN-EBM (adaptive noise) with that bilinear term (ours)",
 }
 
 # ChEMBL stand-ins with the paper's task-side threshold (10 / 50 / 100 labels per task). Only
@@ -217,7 +227,8 @@ def energy_settings(method: str) -> dict[str, Any] | None:
     out = {"lambda": cfg.lam, "noise_mix": cfg.noise_mix, "smoothing": cfg.smoothing}
     if base_method(method) == "sgnn-ebm-fixed":
         out["noise_model"] = NOISE_MODEL_METHOD  # the paper's fixed noise: a pre-trained SGNN
-    out.update(RUN_SETTINGS.get(base_method(method), {}))
+    extra = RUN_SETTINGS.get(base_method(method), {})
+    out.update({k: v for k, v in extra.items() if k in ENERGY_SETTINGS})
     return out
 
 
@@ -263,7 +274,8 @@ def check_methods(methods: Sequence[str], protocol: MultitaskProtocol = MULTITAS
         raise InvalidInputError(
             f"unknown multitask method(s) {', '.join(map(repr, unknown))}; choose from: "
             f"{', '.join((*protocol.methods, *EXTRA_METHODS))} (sgnn-ebm-fixed / sgnn-ebm / "
-            "sgnn-ebm-tilt = SGNN-EBM with fixed / adaptive / tilted adaptive noise)"
+            "sgnn-ebm-tilt = SGNN-EBM with fixed / adaptive / tilted adaptive noise; "
+            "*-bilinear: with a bilinear molecule x task term)"
         )
     return list(dict.fromkeys(out))
 
@@ -586,6 +598,7 @@ def _run_cell(
         "precision": c.precision,
         "model": model_settings(),
         "energy": energy_settings(c.method),
+        "run_settings": RUN_SETTINGS.get(c.method, {}),  # the row's own flags (--bilinear, ...)
         "noise_model_dir": c.noise_model,
         "gin": {"num_layers": enc["num_layers"], "dim": enc["dim"]},
         "init": c.init,
@@ -607,6 +620,8 @@ MT_COLOURS = {
     "sgnn-ebm-fixed": "#98df8a",
     "sgnn-ebm": "#2ca02c",
     "sgnn-ebm-tilt": "#d62728",
+    "sgnn-bilinear": "#9edae5",
+    "sgnn-ebm-bilinear": "#2f5f2f",
 }
 
 
@@ -834,7 +849,9 @@ def _legend(protocol: MultitaskProtocol) -> str:
         "`sgnn-ebm-fixed` / `sgnn-ebm` are SGNN-EBM with the fixed / adaptive noise "
         "distribution; `sgnn-ebm-tilt` (not in the paper) is SGNN-EBM whose energy tilts its "
         "adaptive noise, p ∝ q·exp(−E) (`fewmol multitask --tilt`, the normalised form of the "
-        "released code's `--use_ebm_as_tilting`); `METHOD@NAME` rows started from the "
+        "released code's `--use_ebm_as_tilting`); `sgnn-bilinear` / `sgnn-ebm-bilinear` (not in "
+        "the paper) add a low-rank bilinear molecule × task term to the task states "
+        "(`--bilinear`); `METHOD@NAME` rows started from the "
         "pre-trained encoder NAME; "
         "`METHOD+FEATURISER` rows trained from scratch on that featuriser instead of hu2019 "
         "(`--featurizer`), the fair baseline of an encoder pre-trained on it.\n"

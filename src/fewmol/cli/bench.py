@@ -131,7 +131,7 @@ def multitask(
     methods: str = typer.Option(
         None,
         help=f"Comma-separated (default: the paper's rows): {', '.join(MULTITASK.methods)}; "
-        f"also {', '.join(EXTRA_METHODS)} (SGNN-EBM tilting its adaptive noise, not in the paper).",
+        f"also {', '.join(EXTRA_METHODS)} (our variants, not in the paper).",
     ),
     datasets: str = typer.Option(
         None, help=f"Comma-separated (default: all): {', '.join(MULTITASK.datasets)}."

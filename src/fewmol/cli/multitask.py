@@ -64,6 +64,12 @@ def multitask(
         "the same data) whose predictions are the fixed noise, as the paper's pre-trained SGNN.",
     ),
     noise_mix: float = typer.Option(0.1, help="Share of uniform noise mixed into the noise."),
+    bilinear: bool = typer.Option(
+        False,
+        "--bilinear/--no-bilinear",
+        help="SGNN / SGNN-EBM: add a low-rank bilinear molecule x task term to the task states, "
+        "so each task reads its own direction of the molecule embedding (not in the paper).",
+    ),
     tilt: bool = typer.Option(
         False,
         "--tilt/--no-tilt",
@@ -187,6 +193,7 @@ def multitask(
             noise_model=None if noise_model is None else str(noise_model),
             noise_mix=noise_mix,
             tilt=tilt,
+            bilinear=bilinear,
             nce_samples=nce_samples,
             gibbs_sweeps=gibbs_sweeps,
             gibbs_chains=gibbs_chains,

@@ -85,5 +85,6 @@ def build_net(
             gcn_layers=hp["gcn_layers"],
             dropout=hp["dropout"],
             smoothing=hp.get("smoothing", 0.0),
+            bilinear=bool(hp.get("bilinear", False)),
         )
     return MultitaskNet(enc, t, config.get("pooling", "mean"), structured)

@@ -91,6 +91,8 @@ class MultitaskConfig:
     # None: the training label frequencies
     noise_model: str | None = None
     noise_mix: float = 0.1
+    # a low-rank bilinear molecule x task term in the SGNN's node states (sgnn.LowRankBilinear)
+    bilinear: bool = False
     # the energy tilts the noise: p ∝ q·exp(−E) (sgnn_ebm's docstring; adaptive noise only)
     tilt: bool = False
     nce_samples: int = 4
@@ -132,6 +134,8 @@ class MultitaskConfig:
             raise InvalidInputError(f"--smoothing must be in [0, 1), got {self.smoothing}")
         if self.noise_model is not None and (self.method != "sgnn-ebm" or self.noise != "fixed"):
             raise InvalidInputError("--noise-model is for --method sgnn-ebm --noise fixed")
+        if self.bilinear and self.method not in STRUCTURED:
+            raise InvalidInputError("--bilinear is for --method sgnn or sgnn-ebm")
         if self.tilt and (self.method != "sgnn-ebm" or self.noise != "adaptive"):
             raise InvalidInputError("--tilt is for --method sgnn-ebm --noise adaptive")
         if not 0.0 <= self.noise_mix <= 1.0:
@@ -223,6 +227,8 @@ class MultitaskRun(RunCounters):
                 "dropout": cfg.dropout,
                 "smoothing": cfg.smoothing,
             }
+            if cfg.bilinear:  # absent when off, so dirs written before the option stay resumable
+                structured["bilinear"] = True
         if cfg.method == "sgnn-ebm":
             energy = {
                 "lambda": cfg.lam,

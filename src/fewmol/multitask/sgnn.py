@@ -165,6 +165,24 @@ class BroadcastMLP(nn.Module):
         return self.out(h)
 
 
+class LowRankBilinear(nn.Module):
+    """R((P z) ⊙ (Q t)): a rank-``rank`` bilinear map of two broadcasting parts.
+
+    For a fixed task embedding t it is a linear map of z of its own, so tasks can read
+    different directions of the molecule embedding.
+    """
+
+    def __init__(self, z_dim: int, t_dim: int, rank: int, out_dim: int):
+        super().__init__()
+        self.z_proj = nn.Linear(z_dim, rank, bias=False)
+        self.t_proj = nn.Linear(t_dim, rank, bias=False)
+        self.out = nn.Linear(rank, out_dim, bias=False)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """z (B, 1, dz), t (1, T, dt) -> (B, T, out_dim)."""
+        return self.out(self.z_proj(z) * self.t_proj(t))
+
+
 class StateLayer(nn.Module):
     """One round of node <-> edge message passing over label states.
 
@@ -244,6 +262,7 @@ class StructuredHead(nn.Module):
         gcn_layers: int = 2,
         dropout: float = 0.0,
         smoothing: float = 0.05,
+        bilinear: bool = False,
     ):
         super().__init__()
         if not 0.0 <= smoothing < 1.0:
@@ -265,6 +284,8 @@ class StructuredHead(nn.Module):
             "dropout": dropout,
             "smoothing": smoothing,
         }
+        if bilinear:
+            self.hparams["bilinear"] = True
         self.num_tasks, self.state_dim, self.dropout = num_tasks, state_dim, dropout
         self.smoothing = smoothing
         self.inference_rows = INFERENCE_ROWS
@@ -281,6 +302,13 @@ class StructuredHead(nn.Module):
         self.task_gcn = TaskGCN(num_tasks, task_dim, gcn_layers, dropout)
         c = NUM_CLASSES
         self.node_init = BroadcastMLP((mol_dim, task_dim), hidden, c * state_dim, dropout)
+        # MLP(z ⊕ t_i) mixes molecule and task only through its ReLUs, and its predictions
+        # came out largely one score per molecule for all tasks (benchmarks/results/
+        # multitask_shared_factor.md); a low-rank bilinear term gives each task its own
+        # linear view of the molecule, as MTL's per-task heads do.
+        self.node_bilinear = (
+            LowRankBilinear(mol_dim, task_dim, hidden, c * state_dim) if bilinear else None
+        )
         self.edge_init = BroadcastMLP((mol_dim, task_dim, task_dim), hidden, c * c * state_dim)
         self.layers = nn.ModuleList(StateLayer(state_dim) for _ in range(num_layers))
         read = state_dim * (num_layers + 1)  # readouts see every layer's states (concat)
@@ -317,7 +345,10 @@ class StructuredHead(nn.Module):
         task = self.task_gcn(self.gcn_edge_index, self.gcn_edge_weight)  # (T, dt)
         src, dst = self.pairs[0], self.pairs[1]
         zb = z.unsqueeze(1)  # (B, 1, dz)
-        h = self.node_init(zb, task.unsqueeze(0)).view(b, t, c, d)
+        h = self.node_init(zb, task.unsqueeze(0))
+        if self.node_bilinear is not None:
+            h = h + self.node_bilinear(zb, task.unsqueeze(0))
+        h = h.view(b, t, c, d)
         e = self.edge_init(zb, task[src].unsqueeze(0), task[dst].unsqueeze(0)).view(b, m, c, c, d)
         hs, es = [h], [e]
         h_last = None

@@ -418,3 +418,12 @@ def test_the_tilted_row_is_asked_for_by_name_and_records_its_energy() -> None:
         "sgnn-ebm",
         "sgnn-ebm-tilt",
     ]
+
+
+def test_the_bilinear_rows_run_their_method_with_the_bilinear_head() -> None:
+    assert mt.check_methods(["sgnn-bilinear", "sgnn-ebm-bilinear"])
+    assert mt.RUN_METHOD["sgnn-bilinear"] == ("sgnn", None)
+    assert mt.RUN_SETTINGS["sgnn-ebm-bilinear"] == {"bilinear": True}
+    assert mt.energy_settings("sgnn-bilinear") is None  # no energy: an SGNN
+    assert "bilinear" not in mt.energy_settings("sgnn-ebm-bilinear")  # a head setting
+    assert not set(mt.EXTRA_METHODS) & set(mt.MULTITASK.methods)
