@@ -43,3 +43,19 @@ def test_training_prints_no_lightning_banners(tmp_path) -> None:
     assert "test roc_auc" in text  # the run itself reported
     for banner in ("Tip:", "max_epochs", "GPU available", "LOCAL_RANK"):
         assert banner not in text, text
+
+
+def test_fewmol_warnings_print_as_one_line_without_the_source() -> None:
+    # a warning raised from fewmol's own code (as a dataset loader's dropped-rows note is) reads
+    # "warning: ...", while other libraries' warnings keep Python's format
+    code = (
+        "import warnings, fewmol.cli, fewmol.multitask.datasets as d\n"
+        "warnings.warn_explicit('dropped 2 rows', UserWarning, d.__file__, 10)\n"
+        "warnings.warn_explicit('elsewhere', UserWarning, '/tmp/other.py', 3)\n"
+    )
+    err = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stderr
+    lines = err.strip().splitlines()
+    assert lines[0] == "warning: dropped 2 rows", err
+    assert "datasets.py" not in lines[0] and "/tmp/other.py:3: UserWarning: elsewhere" in err

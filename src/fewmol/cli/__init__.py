@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
+from pathlib import Path
+from typing import TextIO
 
 import typer
 
@@ -56,7 +59,27 @@ def _quiet_libraries() -> None:
     training.QUIET_LIGHTNING = True
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_show_library_warning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """fewmol's own warnings speak to users: ``warning: <message>``, no source line."""
+    if str(filename).startswith(_PACKAGE_DIR):
+        print(f"warning: {message}", file=file or sys.stderr)
+        return
+    _show_library_warning(message, category, filename, lineno, file, line)
+
+
 _quiet_libraries()
+warnings.showwarning = _show_warning
 
 
 def main() -> None:
