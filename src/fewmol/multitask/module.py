@@ -121,11 +121,10 @@ class MultitaskModule(L.LightningModule):
         out = self.net(batch, potentials=self.ebm)
         if not self.ebm:
             return torch.sigmoid(out.logits)
-        init = torch.sigmoid(out.logits) if self.noise == "adaptive" else None
-        tilt = None
-        if self.tilt:
-            q = mix_uniform(torch.sigmoid(out.logits), self.noise_mix)  # the training noise
-            tilt = torch.log(q) - torch.log1p(-q)
+        prob = torch.sigmoid(out.logits)
+        init = prob if self.noise == "adaptive" else None
+        # the tilt is the logit of the noise the energy was trained against
+        tilt = torch.logit(mix_uniform(prob, self.noise_mix)) if self.tilt else None
         return self.sampler.marginals(
             out.node_pot,
             out.edge_pot,
