@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -59,7 +60,8 @@ def _quiet_libraries() -> None:
     training.QUIET_LIGHTNING = True
 
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+# with the separator, so a sibling such as ".../fewmol_extra/" is not taken for the package
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
 _show_library_warning = warnings.showwarning
 
 
