@@ -11,7 +11,11 @@ from fewmol.finetune.defaults import DEFAULT_CHUNK_ROWS
 
 
 def embed(
-    model_dir: Path = typer.Argument(..., help="A model dir written by `fewmol finetune`."),
+    model: str = typer.Argument(
+        ...,
+        help="A model dir (`fewmol finetune`, `multitask` or `dta`), a pre-trained encoder dir "
+        "(`fewmol pretrain` or `import-weights`), or a shipped checkpoint name (graphmvp).",
+    ),
     input: Path = typer.Argument(..., help="CSV with a SMILES column, or an SD file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .parquet (or .csv)."),
     smiles_col: str = typer.Option(None, help="SMILES column (default: auto-detect)."),
@@ -23,13 +27,28 @@ def embed(
     force: bool = typer.Option(False, help="Discard the chunks of an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     precision: str = inference_precision_option(),
+    strip_salts: bool = typer.Option(
+        False, help="Encoder sources: keep the largest organic fragment."
+    ),
+    standardize: bool = typer.Option(
+        False, help="Encoder sources: RDKit MolStandardize clean-up and neutralisation."
+    ),
+    canonical_tautomer: bool = typer.Option(
+        False, help="Encoder sources: replace by the canonical tautomer."
+    ),
 ) -> None:
-    """Write the pooled GIN embedding of every row of INPUT (invalid rows: NaN, flagged)."""
+    """Write the pooled GIN embedding of every row of INPUT (invalid rows: NaN, flagged).
+
+    MODEL is a trained model (its encoder after fine-tuning; the clean-up flags are then
+    the model's own) or a pre-trained encoder: self-supervised features for clustering,
+    similarity search or a model of your own.
+    """
+    from fewmol.chem.mol import Hygiene
     from fewmol.finetune.predict import embed_file  # Lightning: imported to run
 
     with user_errors():
         stats = embed_file(
-            model_dir,
+            model,
             input,
             out,
             smiles_col=smiles_col,
@@ -39,6 +58,8 @@ def embed(
             force=force,
             progress=not quiet,
             precision=precision,
+            hygiene=Hygiene(strip_salts, standardize, canonical_tautomer),
+            on_note=lambda note: err_console.print(f"note: {note}", markup=False),
         )
         invalid = stats.rows - stats.valid
         if invalid:

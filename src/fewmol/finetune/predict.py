@@ -40,7 +40,15 @@ from fewmol.finetune.defaults import DEFAULT_CHUNK_ROWS
 from fewmol.finetune.inference import BATCH_ROWS, load_module, run_inference
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.checkpoint import read_json, write_json
-from fewmol.io.modeldir import is_model_dir
+from fewmol.io.modeldir import (
+    encoder_source_kind,
+    is_model_dir,
+    load_pretrained_encoder,
+    resolve_init,
+    shipped_checkpoint,
+    shipped_checkpoints,
+)
+from fewmol.models.heads import GraphPropertyModel, NoHead
 from fewmol.training import check_precision
 
 __all__ = [
@@ -143,6 +151,69 @@ class Predictor:
             seed=int(training.get("seed", 0) or 0),
             precision=precision,
         )
+
+    @classmethod
+    def load_embedder(
+        cls, source: str | Path, precision: str = "32-true", hygiene: Hygiene | None = None
+    ) -> Predictor:
+        """What ``fewmol embed`` reads: the GIN encoder of a fine-tuned model dir (an ensemble:
+        its first member), of a pre-trained encoder dir (``fewmol pretrain`` / ``import-weights``),
+        of a ``multitask`` or ``dta`` model dir, or a shipped checkpoint name (``graphmvp``).
+
+        Embeddings are the encoder's pooled output, as its fine-tuning reads them (a
+        pre-trained encoder: mean pooling). ``hygiene`` cleans the input of an encoder source;
+        a fine-tuned model re-applies the clean-up of its training.
+        """
+        check_precision(precision)
+        path = Path(source)
+        if path.exists() and encoder_source_kind(path) is None:
+            try:
+                pred = cls.load(path, embed_only=True, precision=precision)
+            except ModelFileError as e:
+                raise ModelFileError(
+                    f"{e}, or at a pre-trained encoder dir (config.json + encoder.safetensors: "
+                    "the --out of `fewmol pretrain` or `fewmol import-weights`)"
+                ) from None
+            if hygiene is not None and hygiene != Hygiene():
+                raise InvalidInputError(
+                    "the input clean-up flags apply to encoder sources only: a fine-tuned model "
+                    f"re-applies the clean-up it was trained with ({pred.hygiene.describe()})"
+                )
+            return pred
+        if not path.exists() and shipped_checkpoint(str(source)) is None:
+            raise ModelFileError(
+                f"{source} not found: give a model or encoder dir, or a checkpoint shipped with "
+                f"fewmol ({', '.join(shipped_checkpoints()) or 'none in this version'})"
+            )
+        encoder_dir = resolve_init(str(source))
+        encoder, cfg = load_pretrained_encoder(encoder_dir)
+        pooling = cfg.get("pooling", "mean")
+        model = GraphPropertyModel(encoder, NoHead(encoder.out_dim), pooling)
+        info = {
+            k: cfg[k] for k in ("kind", "method", "epochs", "epochs_done", "complete") if k in cfg
+        }
+        return cls(
+            path=encoder_dir,
+            member_names=["encoder"],
+            modules=[FinetuneModule(model, "regression").eval()],
+            config={"featurizer": cfg.get("featurizer", "hu2019"), "target_names": [], **info},
+            calibration=None,
+            applicability=None,
+            hygiene=hygiene or Hygiene(),
+            mc_dropout=0,
+            seed=0,
+            precision=precision,
+        )
+
+    def embed_notes(self) -> list[str]:
+        """What a user should know about the embeddings (printed by the CLI)."""
+        cfg = self.config
+        if cfg.get("kind") == "encoder" and cfg.get("complete") is False:
+            return [
+                f"{self.path}: pre-training has not finished (epoch {cfg.get('epochs_done')} of "
+                f"{cfg.get('epochs')}); these are the encoder's latest weights"
+            ]
+        return []
 
     @property
     def target_names(self) -> list[str]:
@@ -315,10 +386,17 @@ def predict_table(
 
 
 def embed_table(
-    model_path: str | Path, table: Table, workers: int = 1, precision: str = "32-true"
+    model_path: str | Path,
+    table: Table,
+    workers: int = 1,
+    precision: str = "32-true",
+    hygiene: Hygiene | None = None,
 ) -> pd.DataFrame:
-    """Pooled encoder embeddings (``emb_0`` ...) for every input row (NaN where invalid)."""
-    pred = Predictor.load(model_path, embed_only=True, precision=precision)
+    """Pooled encoder embeddings (``emb_0`` ...) for every input row (NaN where invalid).
+
+    ``model_path``: anything :meth:`Predictor.load_embedder` reads (``hygiene``: see there).
+    """
+    pred = Predictor.load_embedder(model_path, precision=precision, hygiene=hygiene)
     return pred.embed(_reread(table, pred.hygiene))
 
 
@@ -496,7 +574,7 @@ def _identity(
     kind: str, model: Path, input: Path, chunk_rows: int, smiles_col: str, extra: dict[str, Any]
 ) -> dict[str, Any]:
     st = input.stat()
-    cfg = model / "config.json" if is_model_dir(model) else model
+    cfg = model / "config.json" if encoder_source_kind(model) or is_model_dir(model) else model
     return {
         "kind": kind,
         "input": str(input.resolve()),
@@ -523,20 +601,24 @@ def _stream(
     progress: bool,
     on_note: Callable[[str], None] | None,
     precision: str,
+    hygiene: Hygiene | None = None,
 ) -> StreamStats:
     t0 = time.time()
     if chunk_rows < 1:
         raise InvalidInputError(f"--chunk-size must be at least 1, got {chunk_rows}")
     # whole inference batches per chunk keep MC-dropout masks independent of the chunking
     chunk_rows = -(-chunk_rows // BATCH_ROWS) * BATCH_ROWS
-    pred = Predictor.load(model_path, embed_only=kind == "embed", precision=precision)
-    if on_note and kind == "predict":
-        for note in pred.notes():
+    if kind == "embed":
+        pred = Predictor.load_embedder(model_path, precision=precision, hygiene=hygiene)
+    else:
+        pred = Predictor.load(model_path, precision=precision)
+    if on_note:
+        for note in pred.notes() if kind == "predict" else pred.embed_notes():
             on_note(note)
     stream = open_smiles_stream(input, smiles_col)
     identity = _identity(
         kind,
-        Path(model_path),
+        pred.path,
         Path(input),
         chunk_rows,
         stream.smiles_col,
@@ -674,8 +756,13 @@ def embed_file(
     force: bool = False,
     progress: bool = False,
     precision: str = "32-true",
+    hygiene: Hygiene | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> StreamStats:
-    """Stream ``input`` into pooled embeddings in ``out`` (.parquet or .csv)."""
+    """Stream ``input`` into pooled embeddings in ``out`` (.parquet or .csv).
+
+    ``model_path``: anything :meth:`Predictor.load_embedder` reads (``hygiene``: see there).
+    """
     out = Path(out)
     if out.suffix not in (".parquet", ".csv"):
         raise InvalidInputError(f"--out must end in .parquet or .csv, got {out.name}")
@@ -690,6 +777,7 @@ def embed_file(
         resume,
         force,
         progress,
-        None,
+        on_note,
         precision,
+        hygiene,
     )

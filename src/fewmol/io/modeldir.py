@@ -142,18 +142,33 @@ def load_model(model_dir: str | Path) -> tuple[GraphPropertyModel, dict[str, Any
     return model, cfg
 
 
+def shipped_checkpoints() -> list[str]:
+    """How to name the pre-trained checkpoints inside the package (``alias (= name)`` first)."""
+    dirs = sorted(d.name for d in ASSETS.iterdir() if d.is_dir()) if ASSETS.is_dir() else []
+    aliases = [f"{a} (= {t})" for a, t in sorted(SHIPPED_ALIASES.items()) if t in dirs]
+    return aliases + dirs
+
+
+def shipped_checkpoint(name: str) -> Path | None:
+    """The dir of the shipped checkpoint ``name`` (or of its alias, e.g. graphmvp), else None."""
+    for n in (name, SHIPPED_ALIASES.get(name)):
+        if n and "/" not in n and (ASSETS / n).is_dir():
+            return ASSETS / n
+    return None
+
+
 def resolve_init(init: str) -> Path:
     """Path of a pre-trained encoder: a directory, or the name of a checkpoint shipped."""
     p = Path(init)
     if p.exists():
         return p
-    for name in (init, SHIPPED_ALIASES.get(init)):
-        if name and (ASSETS / name).is_dir():
-            return ASSETS / name
-    shipped = sorted(d.name for d in ASSETS.iterdir()) if ASSETS.is_dir() else []
+    shipped = shipped_checkpoint(init)
+    if shipped is not None:
+        return shipped
+    names = shipped_checkpoints()
     raise ModelFileError(
         f"--init {init!r} is neither a directory nor a checkpoint shipped with fewmol "
-        f"(shipped: {', '.join(shipped) if shipped else 'none in this version'})"
+        f"(shipped: {', '.join(names) if names else 'none in this version'})"
     )
 
 
@@ -164,18 +179,42 @@ def init_featurizer(init: str | None, default: str = "hu2019") -> str:
     return str(read_model_config(resolve_init(init)).get("featurizer", "hu2019"))
 
 
+#: weight-name prefix of the GIN encoder in each kind of model dir's model.safetensors
+ENCODER_PREFIX = {
+    "property_model": "encoder.",
+    "multitask": "encoder.",
+    "dta_model": "drug_encoder.",
+}
+
+
+def encoder_source_kind(path: str | Path) -> str | None:
+    """The kind of a dir whose GIN encoder stands alone (``encoder``, ``multitask``,
+    ``dta_model``), else None: fine-tuned property models, ensembles, non-fewmol dirs."""
+    p = Path(path)
+    if (p / "encoder.safetensors").is_file():
+        return "encoder"
+    if not is_model_dir(p):
+        return None
+    try:
+        kind = read_json(p / "config.json").get("kind")
+    except (ModelFileError, OSError):
+        return None
+    return kind if kind in ("multitask", "dta_model") else None
+
+
 def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any]]:
-    """Load a pre-trained GIN encoder (encoder dir, or the encoder of a fine-tuned model dir)."""
+    """Load a GIN encoder: an encoder dir's, or that of a fine-tuned, multitask or DTA model."""
     d = resolve_init(str(init))
     cfg = read_model_config(d)
     if (d / "encoder.safetensors").exists():
         tensors = load_tensors(d / "encoder.safetensors")
         hp = cfg["encoder"]
     elif (d / "model.safetensors").exists():
+        prefix = ENCODER_PREFIX.get(cfg.get("kind", "property_model"), "encoder.")
         tensors = {
-            k[len("encoder.") :]: v
+            k[len(prefix) :]: v
             for k, v in load_tensors(d / "model.safetensors").items()
-            if k.startswith("encoder.")
+            if k.startswith(prefix)
         }
         hp = cfg["encoder"]
     else:

@@ -66,6 +66,21 @@ class MLPHead(nn.Module):
         return f"{type(self).__name__}({self.in_dim}, {self.hidden}, {self.n_tasks})"
 
 
+class NoHead(nn.Module):
+    """A head with no tasks, for a model that only embeds (a pre-trained encoder's).
+
+    Shapes: (n_graphs, in_dim) -> (n_graphs, 0).
+    """
+
+    def __init__(self, in_dim: int):
+        super().__init__()
+        self.in_dim, self.n_tasks = in_dim, 0
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """An empty (n_graphs, 0) output."""
+        return z.new_zeros((z.shape[0], 0))
+
+
 class GraphPropertyModel(nn.Module):
     """Encoder -> pooling -> head; ``embed`` gives the pooled molecule embedding."""
 
