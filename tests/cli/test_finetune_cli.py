@@ -436,3 +436,17 @@ def test_a_set_too_small_to_score_says_why_instead_of_a_bare_nan(tmp_path) -> No
     )
     normal = _finetune(str(TINY), "--out", str(tmp_path / "n"))
     assert "at best-valid epoch" in normal.stdout and "note: no test" not in normal.stderr
+
+
+def test_a_lone_training_molecule_is_a_user_error(tmp_path) -> None:
+    # a scaffold split of nine acyclic molecules and benzene: the acyclic group fills the
+    # validation set and benzene trains alone, which makes no batch (batch norm): before the
+    # check, nothing trained and the run ended on a missing weights file
+    acyclic = ["CCO", "CCN", "CCC", "CCCC", "CCOC", "CCCN", "CCCO", "CCCCO", "CCCCN"]
+    rows = [f"{s},{i % 2}" for i, s in enumerate([*acyclic, "c1ccccc1"])]
+    data = tmp_path / "ten.csv"
+    data.write_text("smiles,y\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    err = _user_error(_finetune(str(data), "--out", str(out)), "training split holds one molecule")
+    assert "'train': 1" in err and "10 molecules were kept" in err
+    assert not (out / "model.safetensors").exists()

@@ -508,3 +508,32 @@ def test_bilinear_sgnn_trains_records_its_head_and_predicts(data, relations, tmp
     got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
     np.testing.assert_allclose(got, train[cols].to_numpy(), atol=1e-5)
     cli_user_error(["multitask", data, "--method", "mtl", "--bilinear", "--out", tmp / "b2"])
+
+
+def test_a_lone_training_molecule_is_a_user_error(tmp) -> None:
+    # scaffold split of two molecules: benzene trains alone, ethanol is the test set; one
+    # molecule makes no batch (batch norm), so nothing would train and no model be written
+    path = tmp / "two.csv"
+    path.write_text("smiles,t1,t2\nCCO,1,0\nc1ccccc1,0,1\n")
+    out = tmp / "lone"
+    cli_user_error(
+        ["multitask", path, "--out", out, "--split", "scaffold", *TWO_EPOCHS],
+        "training split holds one molecule",
+        "'train': 1",
+    )
+    assert not (out / "model.safetensors").exists()
+
+
+def test_without_validation_the_last_epoch_is_kept_and_the_nan_explained(tmp) -> None:
+    path = tmp / "four.csv"
+    path.write_text("smiles,t1,t2\nCCO,1,0\nCCC,0,1\nCCCC,1,1\nc1ccccc1,0,1\n")
+    out = tmp / "novalid"
+    result = cli_ok(
+        ["multitask", path, "--out", out, "--split", "scaffold", "--epochs", "3", *SMALL]
+    )
+    text = " ".join(result.output.split())
+    assert "at the last epoch, 3 (no validation score to choose by)" in text
+    assert "no task has both classes among the 1 test molecules" in text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split_sizes"]["valid"] == 0
+    assert metrics["best_epoch"] == 3  # not the first epoch, which nothing chose

@@ -159,6 +159,23 @@ def report_bad_rows(table: Table, out_dir: Path) -> None:
         err_console.print(f"note: {note}", markup=False)
 
 
+def no_test_score_note(
+    metric: str, sizes: dict[str, int], task_type: str, remedies: str = "--split random or --folds"
+) -> None:
+    """Say why a run has no test score, instead of leaving a bare nan."""
+    why = (
+        "the split left no test molecules"
+        if not sizes.get("test")
+        else f"no task has both classes among the {sizes['test']} test molecules"
+        if task_type == "classification"
+        else f"{sizes['test']} test molecules are too few to score"
+    )
+    err_console.print(
+        f"note: no test {metric}: {why}; use more molecules, {remedies}",
+        markup=False,
+    )
+
+
 def exit_ok() -> None:
     """Flush and exit 0 (Lightning may leave threads behind)."""
     sys.stdout.flush()

@@ -13,10 +13,10 @@ from fewmol.cli.common import (
     console,
     default_featurizer,
     duplicates_option,
-    err_console,
     is_ddp_child,
     label_col_option,
     load_dataset,
+    no_test_score_note,
     parse_seeds,
     precision_option,
     report_bad_rows,
@@ -440,18 +440,7 @@ def _print_metrics(metrics: dict, seed: int, run_dir: Path) -> None:
         at = f"at the last epoch, {metrics['epochs_done']} (no validation score to choose by)"
     console.print(f"seed {seed}: test {m} = {_fmt(best)} {at}; model dir: {run_dir}")
     if best is None or best != best:
-        # say why there is no test score instead of leaving a bare nan
-        why = (
-            "the split left no test molecules"
-            if not sizes.get("test")
-            else f"no task has both classes among the {sizes['test']} test molecules"
-            if metrics.get("task_type") == "classification"
-            else f"{sizes['test']} test molecules are too few to score"
-        )
-        err_console.print(
-            f"note: no test {m}: {why}; use more molecules, --split random or --folds",
-            markup=False,
-        )
+        no_test_score_note(m, sizes, metrics.get("task_type", ""))
 
 
 def _fmt_or_na(v: float | None) -> str:

@@ -14,6 +14,7 @@ from fewmol.cli.common import (
     err_console,
     is_ddp_child,
     label_col_option,
+    no_test_score_note,
     precision_option,
     report_bad_rows,
     split_list,
@@ -169,7 +170,12 @@ def multitask(
         if method in STRUCTURED or not keyword:  # a relation file is checked for every method
             graph = build_task_graph(task_graph, inp, the_split.train, graph_top_k, graph_method)
         # Lightning takes seconds to import: loaded once the input and task graph have passed
-        from fewmol.multitask.run import MultitaskConfig, featurize_input, train_multitask
+        from fewmol.multitask.run import (
+            TRAIN_SPLIT_HINT,
+            MultitaskConfig,
+            featurize_input,
+            train_multitask,
+        )
 
         cfg = MultitaskConfig(
             method=method,
@@ -222,6 +228,7 @@ def multitask(
             },
         )
         cfg.check()
+        the_split.check_trainable(TRAIN_SPLIT_HINT)
         if not child:  # every input is checked by now: nothing is written for a user error
             if inp.table is not None:
                 report_bad_rows(inp.table, out)
@@ -238,11 +245,16 @@ def multitask(
             return
         best = metrics["test_at_best_valid"].get("roc_auc", float("nan"))
         last = metrics["test_at_last_epoch"].get("roc_auc", float("nan"))
-        where = "" if method == "stl" else f" (epoch {metrics['best_epoch']})"
-        console.print(
-            f"{method}: test ROC-AUC {_fmt(best)} at best valid{where}, {_fmt(last)} at last "
-            f"epoch {metrics['epochs_done']}; model dir: {out}"
-        )
+        if "roc_auc" not in metrics["best_valid"]:
+            at = f"at the last epoch, {metrics['epochs_done']} (no validation score to choose by)"
+        else:
+            where = "" if method == "stl" else f" (epoch {metrics['best_epoch']})"
+            at = f"at best valid{where}, {_fmt(last)} at last epoch {metrics['epochs_done']}"
+        console.print(f"{method}: test ROC-AUC {_fmt(best)} {at}; model dir: {out}")
+        if best != best:
+            no_test_score_note(
+                "ROC-AUC", metrics["split_sizes"], "classification", "or another --split"
+            )
 
 
 def _fmt(v: float | None) -> str:

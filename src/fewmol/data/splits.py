@@ -40,6 +40,23 @@ class Split:
         """Number of molecules per part."""
         return {k: int(len(getattr(self, k))) for k in SPLIT_NAMES}
 
+    def check_trainable(self, hint: str) -> None:
+        """User error unless the training part gives a batch: it is empty or one molecule.
+
+        A lone training molecule is dropped as a one-item batch (batch norm cannot train on it),
+        so nothing would train and no model would be written.
+        """
+        n = len(self.train)
+        if n >= 2:
+            return
+        what = (
+            "is empty"
+            if n == 0
+            else "holds one molecule, and one molecule cannot be trained on (batch norm needs "
+            "two per batch)"
+        )
+        raise InvalidInputError(f"the training split {what} ({self.sizes()}); {hint}")
+
     def to_json(self, path: str | Path) -> None:
         """Write the split atomically as JSON lists of indices."""
         path = Path(path)

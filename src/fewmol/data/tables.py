@@ -488,9 +488,17 @@ def _is_row_counter(numbers: pd.Series) -> bool:
 
 
 def detect_target_cols(
-    df: pd.DataFrame, smiles_col: str, *, where: str = "the input table"
+    df: pd.DataFrame,
+    smiles_col: str,
+    *,
+    where: str = "the input table",
+    skipped: list[str] | None = None,
 ) -> list[str]:
-    """Label columns of ``df``: numeric (>= 95 %) columns that are not SMILES, IDs or counters."""
+    """Label columns of ``df``: numeric (>= 95 %) columns that are not SMILES, IDs or counters.
+
+    ``skipped`` (if given) receives the mostly (>= 50 %) numeric columns left out, as "'name'
+    (k of n numeric)": label columns with typos, perhaps, which the reader tells the user of.
+    """
     targets, partly = [], []
     for col in df.columns:
         if col == smiles_col or _is_id_like(col):
@@ -503,6 +511,8 @@ def detect_target_cols(
         if numbers.notna().mean() < _NUMERIC_FRACTION:
             if numbers.notna().any():
                 partly.append(f"'{col}' ({numbers.notna().sum()} of {len(present)} numeric)")
+                if skipped is not None and numbers.notna().mean() >= 0.5:
+                    skipped.append(partly[-1])  # mostly numeric: a label column with typos?
             continue
         if len(present) == len(s) and _is_row_counter(numbers):
             continue
@@ -906,8 +916,13 @@ def read_table(
         target_cols = [c for c in target_cols if str(c).strip()]
         if not target_cols:
             target_cols = None
+    skipped: list[str] = []
     if target_cols is None:
-        target_cols = detect_target_cols(df, smiles_col, where=where) if require_targets else []
+        target_cols = (
+            detect_target_cols(df, smiles_col, where=where, skipped=skipped)
+            if require_targets
+            else []
+        )
     else:
         resolved = [_resolve_column(df, c, "--target-cols", where) for c in target_cols]
         if smiles_col in resolved:
@@ -952,6 +967,12 @@ def read_table(
     if inferred and target_cols and task_type is not None:
         table.notes = task_type_notes(values, target_cols, task_type)
     table.notes += merge_notes
+    if skipped:
+        table.notes.append(
+            f"not used as labels (labels are >= 95 % numeric): {', '.join(skipped[:10])}"
+            f"{' and more' if len(skipped) > 10 else ''}; name them in --target-cols to use "
+            "them (their non-numeric entries then become bad rows)"
+        )
     if table.task_type == "regression" and table.targets is not None:
         table.notes += scale_notes(table.targets, table.target_names)
 

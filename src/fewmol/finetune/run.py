@@ -86,11 +86,10 @@ class FinetuneRun(RunCounters):
     ):
         if table.targets is None or table.task_type is None:
             raise InvalidInputError("fine-tuning needs target columns")
-        if len(split.train) == 0:
-            raise InvalidInputError(
-                f"the training split is empty: {len(table.smiles)} molecules were kept "
-                f"({split.sizes()}); check bad_rows.csv, --task and --split"
-            )
+        split.check_trainable(
+            f"{len(table.smiles)} molecules were kept; check bad_rows.csv, --task and --split "
+            "(a scaffold split of a few molecules can leave most of them outside training)"
+        )
         cfg.validate()
         self.table, self.split, self.cfg = table, split, cfg
         self.out_dir = Path(out_dir)

@@ -164,6 +164,16 @@ class _Recorder(L.Callback):
             run.record_epoch(row, pl_module, trainer.optimizers[0])
 
 
+TRAIN_SPLIT_HINT = (
+    "check --split and bad_rows.csv (a scaffold split of a few molecules can leave most of "
+    "them outside training)"
+)
+
+
+def _missing(score: float | None) -> bool:
+    return score is None or score != score
+
+
 class MultitaskRun(RunCounters):
     """State of one multi-task run in ``out_dir`` (fresh or resumed)."""
 
@@ -176,10 +186,7 @@ class MultitaskRun(RunCounters):
         out_dir: Path,
     ):
         cfg.check()
-        if len(split.train) == 0:
-            raise InvalidInputError(
-                f"the training split is empty ({split.sizes()}); check --split and bad_rows.csv"
-            )
+        split.check_trainable(TRAIN_SPLIT_HINT)
         self.inp, self.split, self.cfg = inp, split, cfg
         self.graph = graph if cfg.method in STRUCTURED else None
         if cfg.method in STRUCTURED and graph is None:
@@ -332,8 +339,12 @@ class MultitaskRun(RunCounters):
         key = str(self.unit)
         valid = row.get("valid_roc_auc")
         best = self.best.get(key)
-        improved = best is None or (
-            valid is not None and is_better("roc_auc", valid, best["valid"])
+        # Until some epoch has a validation score (none ever will when no valid task has both
+        # classes), the latest epoch is the one kept, as `fewmol finetune` does.
+        improved = (
+            best is None
+            or (valid is not None and is_better("roc_auc", valid, best["valid"]))
+            or (_missing(valid) and _missing(best["valid"]))
         )
         if improved:
             self.best[key] = {"epoch": row["epoch"], "valid": valid}

@@ -548,3 +548,23 @@ def test_censored_labels_are_named_as_such():
     assert reasons[1].startswith("non-numeric label '>10' in column 'y' (a censored value")
     assert "censored" in reasons[2] and reasons[3] == "non-numeric label 'abc' in column 'y'"
     assert t.problems_text() == "3 non-numeric labels"
+
+
+def test_a_mostly_numeric_column_left_out_of_the_labels_is_noted():
+    y2 = ["1", "x", "0", "1", "0", "1", "0", "1", "0", "1"]  # 9 of 10 numeric: < 95 %
+    df = pd.DataFrame(
+        {
+            "smiles": ["CCO", "CCN", "CCC", "CCCC", "CCOC", "CCCN", "CCCO", "CC", "CCCCO", "CO"],
+            "y1": ["1", "0"] * 5,
+            "y2": y2,
+            "name": ["aspirin", "3", *["drug"] * 8],  # mostly text: an annotation, not noted
+        }
+    )
+    t = read_table(df)
+    assert t.target_names == ["y1"]
+    [note] = [n for n in t.notes if n.startswith("not used as labels")]
+    assert "'y2' (9 of 10 numeric)" in note and "--target-cols" in note
+    assert "'name'" not in note
+    explicit = read_table(df, target_cols=["y1", "y2"])
+    assert not any(n.startswith("not used as labels") for n in explicit.notes)
+    assert explicit.bad_rows["reason"].str.contains("non-numeric label 'x'").any()
