@@ -63,7 +63,10 @@ def dta(
         None, help="CSV: protein sequence column (default: one named sequence, protein, ...)."
     ),
     target_col: str = typer.Option(
-        None, help="CSV: affinity column (default: the one numeric column)."
+        None,
+        "--target-col",
+        "--target-cols",  # the table reader's messages name the other commands' flag
+        help="CSV: affinity column (default: the one numeric column).",
     ),
     split: str = typer.Option(
         "random",
