@@ -169,3 +169,18 @@ def test_a_plain_dir_names_both_kinds_of_source(tmp_path) -> None:
         "fewmol finetune",
         "encoder.safetensors",
     )
+
+
+@pytest.mark.parametrize("source", ["shipped", "dir"])
+def test_predict_with_an_encoder_points_to_finetune_and_embed(tmp_path, source) -> None:
+    enc = "graphmvp"
+    if source == "dir":
+        enc = str(save_encoder(tmp_path / "pre", _encoder(), "hu2019", complete=True))
+    out = tmp_path / "p.csv"
+    cli_user_error(
+        ["predict", enc, TINY, "--out", out],
+        "is a pre-trained encoder, with no task to predict",
+        f"fewmol finetune DATA --init {enc}",
+        f"fewmol embed {enc}",
+    )
+    assert not out.exists()

@@ -120,6 +120,14 @@ class Predictor:
         """
         check_precision(precision)
         path = Path(path)
+        if encoder_source_kind(path) == "encoder" or (
+            not path.exists() and shipped_checkpoint(str(path)) is not None
+        ):
+            raise ModelFileError(
+                f"{path} is a pre-trained encoder, with no task to predict: fine-tune it "
+                f"(`fewmol finetune DATA --init {path}`) or embed molecules with it "
+                f"(`fewmol embed {path} INPUT --out emb.parquet`)"
+            )
         members = model_members(path)
         if embed_only:
             members = members[:1]
