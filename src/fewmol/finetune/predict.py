@@ -164,13 +164,15 @@ class Predictor:
     def load_embedder(
         cls, source: str | Path, precision: str = "32-true", hygiene: Hygiene | None = None
     ) -> Predictor:
-        """What ``fewmol embed`` reads: the GIN encoder of a fine-tuned model dir (an ensemble:
-        its first member), of a pre-trained encoder dir (``fewmol pretrain`` / ``import-weights``),
-        of a ``multitask`` or ``dta`` model dir, or a shipped checkpoint name (``graphmvp``).
+        """The GIN encoder that ``fewmol embed`` reads from ``source``.
 
-        Embeddings are the encoder's pooled output, as its fine-tuning reads them (a
-        pre-trained encoder: mean pooling). ``hygiene`` cleans the input of an encoder source;
-        a fine-tuned model re-applies the clean-up of its training.
+        ``source``: a fine-tuned model dir (an ensemble: its first member), a pre-trained encoder
+        dir (``fewmol pretrain`` / ``import-weights``), a ``multitask`` or ``dta`` model dir, or
+        a shipped checkpoint name (``graphmvp``).
+
+        Embeddings are the encoder's pooled output, as its fine-tuning reads them (a pre-trained
+        encoder: mean pooling). ``hygiene`` cleans the input of an encoder source; a fine-tuned
+        model re-applies the clean-up of its training.
         """
         check_precision(precision)
         path = Path(source)
@@ -203,6 +205,7 @@ class Predictor:
         return cls(
             path=encoder_dir,
             member_names=["encoder"],
+            # the module only carries the model to inference; with no task its type is moot
             modules=[FinetuneModule(model, "regression").eval()],
             config={"featurizer": cfg.get("featurizer", "hu2019"), "target_names": [], **info},
             calibration=None,
