@@ -63,13 +63,17 @@ def _scores(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, fl
     return out
 
 
+def _seed_epochs(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], Any]:
+    return {(r["method"], r["dataset"], r["seed"]): r.get("epochs") for r in records}
+
+
 def ablation_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     """Markdown: each variant's score and its paired gap to the reference, per dataset.
 
     Empty until the reference row and at least one other variant have a score somewhere.
     A gap is (variant − reference) for higher-is-better metrics, (reference − variant)
     otherwise, so positive always means the variant did better; it is the mean over the seeds
-    both cells finished, ± the std of those per-seed gaps.
+    both cells finished with the same fine-tuning epochs, ± the std of those per-seed gaps.
     """
     scores = _scores(records)
     present = [r for r in ABLATION_ROWS if any(m == r.method for m, _ in scores)]
@@ -78,6 +82,7 @@ def ablation_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
     sc, dg = metric_scale(protocol.metric), metric_digits(protocol.metric)
     sign = 1.0 if protocol.higher_is_better else -1.0
     ds = [d for d in protocol.datasets if any((r.method, d) in scores for r in present)]
+    seed_ep = _seed_epochs(records)
     epochs: dict[tuple[str, str], set] = defaultdict(set)
     for rec in records:
         epochs[(rec["method"], rec["dataset"])].add(rec.get("epochs"))
@@ -102,7 +107,14 @@ def ablation_table(protocol: Protocol, records: list[dict[str, Any]]) -> str:
             note = "" if ep in ([], [protocol.epochs]) else f" [{','.join(map(str, ep))} ep]"
             note += "" if len(vals) == len(protocol.seeds) else f" (n={len(vals)})"
             cell = f"{v.mean():.{dg}f} ± {v.std():.{dg}f}{note}"
-            common = sorted(set(vals) & set(ref[d]))
+            # pairs fine-tuned alike only: a 30-epoch cell is no partner for a 100-epoch one
+            common = sorted(
+                k
+                for k in set(vals) & set(ref[d])
+                if seed_ep[(row.method, d, k)] == seed_ep[(REFERENCE, d, k)]
+            )
+            if row.method != REFERENCE and set(vals) & set(ref[d]) and not common:
+                cell += "; no gap (fine-tuned for other epochs than the reference)"
             if row.method != REFERENCE and common:
                 g = sign * sc * np.array([vals[s] - ref[d][s] for s in common])
                 cell += f"; gap {g.mean():+.{dg}f} ± {g.std():.{dg}f}"

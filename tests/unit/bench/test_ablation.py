@@ -37,9 +37,21 @@ def test_gap_is_paired_by_seed_and_signed_by_the_metric() -> None:
     assert "**none**" not in text and "graphmvp-no-vrr" not in text
 
     reg = get_protocol("regression")  # lower RMSE is better: a lower variant has a positive gap
-    recs = [_rec("graphmvp", "esol", 0, 1.2), _rec("graphmvp-no-vrr", "esol", 0, 1.0, epochs=30)]
+    recs = [_rec("graphmvp", "esol", 0, 1.2, epochs=30)]
+    recs += [_rec("graphmvp-no-vrr", "esol", 0, 1.0, epochs=30)]
     row = _row(ablation_table(reg, recs), "graphmvp-no-vrr")
     assert row[2] == "–" and row[3] == "1.000 ± 0.000 [30 ep] (n=1); gap +0.200 ± 0.000"
+
+
+def test_cells_fine_tuned_for_other_epochs_are_not_paired() -> None:
+    cls = get_protocol("classification")
+    recs = [_rec("graphmvp", "tox21", s, 0.75) for s in range(3)]  # 100 epochs
+    recs += [_rec("graphmvp-infonce", "tox21", s, 0.70, epochs=30) for s in range(3)]
+    recs += [_rec("graphmvp", "bbbp", 0, 0.60), _rec("graphmvp-infonce", "bbbp", 0, 0.65)]
+    row = _row(ablation_table(cls, recs), "graphmvp-infonce")
+    assert row[4].endswith("no gap (fine-tuned for other epochs than the reference)")
+    assert "gap -5.0" not in row[4]
+    assert row[-1] == "+5.0 over 1"  # bbbp alone
 
 
 def test_no_table_without_the_reference_and_a_variant() -> None:
