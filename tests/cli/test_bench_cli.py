@@ -316,3 +316,47 @@ def test_a_featuriser_row_beside_none(tmp_path) -> None:
                         "config.json").read_text())  # fmt: skip
     assert model["featurizer"] == "ogb"
     assert "none+ogb" in (out / "README.md").read_text()
+
+
+def test_train_size_cuts_the_training_split_alike_for_every_method(tmp_path, monkeypatch) -> None:
+    out, work = tmp_path / "results", tmp_path / "work"
+    seen = {}
+
+    def record_split(table, split, cfg, run_dir, **kwargs):
+        seen[(cfg.extra["method"], cfg.seed)] = (split, run_dir)
+        return {
+            "test_at_best_valid": {"roc_auc": 0.6},
+            "test_at_last_epoch": {"roc_auc": 0.6},
+            "best_valid": {"roc_auc": 0.6},
+            "best_epoch": 1,
+            "n_molecules": len(table.smiles),
+            "split_sizes": split.sizes(),
+            "wall_time_s": 1.0,
+        }
+
+    monkeypatch.setattr(bench_run, "finetune", record_split)
+    args = _args(out, work)
+    args[args.index("--seeds") + 1] = "0,1"
+    args += ["--train-size", "40", "--methods", "none,none+ogb"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (s0, d0), (s0b, _), (s1, _) = seen[("none", 0)], seen[("none+ogb", 0)], seen[("none", 1)]
+    assert len(s0.train) == 40 and d0.name == "seed0-ep1-n40"
+    assert s0.train.tolist() == s0b.train.tolist()  # the same molecules for both methods
+    assert s0.train.tolist() != s1.train.tolist()  # another seed draws others
+    rec = json.loads((out / "classification" / "none" / "clintox" / "seed0.json").read_text())
+    assert rec["train_size"] == 40 and rec["split_sizes"]["train"] == 40
+    # valid and test are the whole scaffold split's, as without --train-size
+    seen.clear()
+    runner.invoke(app, _args(tmp_path / "full", tmp_path / "wfull"))
+    full_split = seen[("none", 0)][0]
+    assert s0.valid.tolist() == full_split.valid.tolist()
+    assert s0.test.tolist() == full_split.test.tolist()
+    assert set(s0.train) <= set(full_split.train)
+    # a finished train-size cell is not a whole-split cell, nor one of another size
+    assert not bench_run._done(
+        out / "classification" / "none" / "clintox" / "seed0.json",
+        {"epochs": 1, "precision": "32-true", "featurizer": "hu2019", "train_size": None},
+    )
+    bad = runner.invoke(app, [*_args(out, work), "--train-size", "1"])
+    assert bad.exit_code == 2 and "--train-size needs at least 2" in bad.output

@@ -14,6 +14,7 @@ beside the GNN rows of a molecule-table protocol.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import importlib
 import json
@@ -25,11 +26,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fewmol.bench.protocols import Protocol
 from fewmol.chem.featurize import FEATURIZERS
 from fewmol.data.dta import load_dta
 from fewmol.data.load import load_dataset
-from fewmol.data.splits import make_split
+from fewmol.data.splits import Split, make_split
 from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.finetune.baseline import RF_FEATURES, RF_TREES, rf_baseline, rf_features
 from fewmol.finetune.config import FinetuneConfig
@@ -50,7 +53,7 @@ def result_path(results: Path, protocol: str, method: str, dataset: str, seed: i
 
 
 #: what a record written before a field existed ran with
-RECORD_DEFAULTS: dict[str, Any] = {"precision": "32-true"}
+RECORD_DEFAULTS: dict[str, Any] = {"precision": "32-true", "train_size": None}
 
 
 def _done(path: Path, expect: dict[str, Any]) -> bool:
@@ -271,6 +274,22 @@ class _DatasetState:
                 self._graphs[featurizer] = featurize_table(self.table, featurizer, self.workers)
         return self._graphs[featurizer]
 
+    def with_train_subset(self, size: int, seed: int) -> _DatasetState:
+        """This dataset with its training split cut to ``size`` molecules drawn with ``seed``.
+
+        Valid and test stay whole, so scores at every size are measured on the same molecules;
+        the copy shares the featurised graphs.
+        """
+        train = self.split.train
+        if size < len(train):
+            rng = np.random.default_rng([seed, size])
+            train = np.sort(rng.choice(train, size=size, replace=False))
+        new = copy.copy(self)
+        new.split = Split(
+            train, self.split.valid, self.split.test, f"{self.split.kind}, train {len(train)}"
+        )
+        return new
+
     def rf_features(self) -> Any:
         """The RF baseline's fingerprints + descriptors (computed once, shared by its seeds)."""
         if self._rf_x is None:
@@ -298,9 +317,19 @@ def run_grid(
     max_pairs: int | None = None,
     max_eval_pairs: int | None = None,
     precision: str = "32-true",
+    train_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every missing cell of the grid; return the result records of all cells."""
+    """Run every missing cell of the grid; return the result records of all cells.
+
+    ``train_size`` trains every cell on a seeded random subset of that many molecules of the
+    training split (a learning-curve point; valid and test unchanged), recorded per cell.
+    """
     check_precision(precision)
+    if train_size is not None and (protocol.runner == "dta" or train_size < 2):
+        raise InvalidInputError(
+            "--train-size needs at least 2 molecules and a molecule table (classification, "
+            f"regression), got {train_size} for {protocol.name!r}"
+        )
     unknown = [d for d in datasets if d not in protocol.datasets]
     if unknown:
         raise InvalidInputError(
@@ -347,6 +376,8 @@ def run_grid(
         else _budget_key(protocol, epochs, max_pairs, max_eval_pairs, feats[m], precision)
         for m in methods
     }
+    for key in expect.values():
+        key["train_size"] = train_size
     command = " ".join(shlex.quote(a) for a in sys.argv)
     # provenance is the code this process started with, not whatever HEAD is when a cell ends
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
@@ -374,6 +405,8 @@ def run_grid(
                     cell += f"-ep{epochs}"
                 if precision != "32-true" and method not in BASELINE_METHODS:
                     cell += f"-{precision}"
+                if train_size is not None:
+                    cell += f"-n{train_size}"
                 run_dir = Path(work) / protocol.name / method / dataset / cell
                 with cell_lock(run_dir) as mine:
                     if not mine:
@@ -401,9 +434,16 @@ def run_grid(
                         if protocol.runner == "dta"
                         else _run_cell
                     )
+                    cell_state = state
+                    if train_size is not None:
+                        cell_state = state.with_train_subset(train_size, seed)
+                        log(
+                            f"{dataset} / {method} / seed {seed}: training split cut to "
+                            f"{len(cell_state.split.train)} of {len(state.split.train)} molecules"
+                        )
                     record = run_cell(
                         cell_args,
-                        state,
+                        cell_state,
                         run_dir,
                         progress,
                         accelerator,
@@ -413,6 +453,7 @@ def run_grid(
                     )
                     record.update(
                         {
+                            "train_size": train_size,
                             "pretraining": budget,
                             "hardware": hardware(),
                             **code,

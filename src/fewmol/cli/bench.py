@@ -68,6 +68,11 @@ def run(
     accelerator: str = typer.Option("auto"),
     precision: str = precision_option(),
     progress: bool = typer.Option(False),
+    train_size: int = typer.Option(
+        None,
+        help="Train each cell on a seeded random subset of N training molecules (valid and "
+        "test unchanged): one point of a learning curve. Use its own --out and --work.",
+    ),
 ) -> None:
     """Run the missing cells of a protocol grid, then rewrite its results pages.
 
@@ -98,6 +103,7 @@ def run(
             max_pairs=max_pairs,
             max_eval_pairs=max_eval_pairs,
             precision=precision,
+            train_size=train_size,
         )
         console.print(f"results page: {write_report(proto, out)}")
         console.print(f"overview: {write_overview(out)}")
