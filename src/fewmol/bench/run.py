@@ -248,8 +248,8 @@ class _DatasetState:
     def __init__(self, protocol: Protocol, dataset: str, data_dir: Path | None, workers: int):
         self.protocol, self.dataset, self.workers = protocol, dataset, workers
         self._graphs: dict[str, Any] = {}
-        self._rf_x: Any = None
-        self.rf_features_s = 0.0
+        # caches shared with the train-subset copies of this state (the same dict objects)
+        self._rf: dict[str, Any] = {}
         if protocol.runner == "dta":
             self.data = load_dta(dataset, data_dir)  # DeepDTA setting-1, valid fold 0
             self.table = self.info = self.split = None
@@ -292,11 +292,16 @@ class _DatasetState:
 
     def rf_features(self) -> Any:
         """The RF baseline's fingerprints + descriptors (computed once, shared by its seeds)."""
-        if self._rf_x is None:
+        if "x" not in self._rf:
             t0 = time.time()
-            self._rf_x = rf_features(self.table.smiles, self.workers)
-            self.rf_features_s = round(time.time() - t0, 1)
-        return self._rf_x
+            self._rf["x"] = rf_features(self.table.smiles, self.workers)
+            self._rf["seconds"] = round(time.time() - t0, 1)
+        return self._rf["x"]
+
+    @property
+    def rf_features_s(self) -> float:
+        """Seconds the RF features took (0 until computed)."""
+        return float(self._rf.get("seconds", 0.0))
 
 
 def run_grid(
