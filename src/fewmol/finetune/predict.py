@@ -585,7 +585,8 @@ def _identity(
     kind: str, model: Path, input: Path, chunk_rows: int, smiles_col: str, extra: dict[str, Any]
 ) -> dict[str, Any]:
     st = input.stat()
-    cfg = model / "config.json" if encoder_source_kind(model) or is_model_dir(model) else model
+    has_config = is_model_dir(model) or (model / "encoder.safetensors").is_file()
+    cfg = model / "config.json" if has_config else model
     return {
         "kind": kind,
         "input": str(input.resolve()),
