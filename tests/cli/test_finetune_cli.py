@@ -27,7 +27,7 @@ BAD_ROWS = {43: "invalid SMILES", 47: "invalid SMILES", 51: "invalid SMILES"}
 BAD_ROWS |= {55: "empty SMILES", 59: "duplicate of row 16", 63: "no labels"}
 SUMMARY = (
     "read 76 rows: 70 kept, 6 invalid (3 invalid SMILES, 1 empty SMILES, "
-    "1 row without labels, 1 duplicate); see bad_rows.csv"
+    "1 row without labels, 1 duplicate); see "
 )
 runner = CliRunner()
 
@@ -72,7 +72,7 @@ def test_autodetects_columns_and_reports_bad_rows(default_run) -> None:
     for row, reason in zip(bad["row"], bad["reason"]):
         assert reason.startswith(BAD_ROWS[row]), (row, reason)
     assert (bad["line"] == bad["row"] + 2).all()
-    assert SUMMARY in _flat(result.stderr)
+    assert SUMMARY + str(out / "bad_rows.csv") in _flat(result.stderr)
     assert "note: task type: classification, inferred from the labels" in _flat(result.stderr)
     assert "seed 0: test roc_auc = " in _flat(result.stdout)
     for name in ("model.safetensors", "metrics.json", "predictions.csv", "train_log.csv"):
@@ -84,7 +84,7 @@ def test_summary_is_one_line_in_logs(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(cli_common.err_console, "_width", 80)  # a pipe / CI log
     result = _finetune(str(TINY), "--out", str(tmp_path / "m"), "--epochs", "1")
     assert result.exit_code == 0, result.output
-    assert SUMMARY in result.stderr.splitlines()
+    assert SUMMARY + str(tmp_path / "m" / "bad_rows.csv") in result.stderr.splitlines()
 
 
 def test_on_invalid_error_names_the_rows(tmp_path) -> None:

@@ -153,8 +153,10 @@ def parse_seeds(value: str) -> list[int]:
 def report_bad_rows(table: Table, out_dir: Path) -> None:
     """Write bad_rows.csv into out_dir and print the one-line summary (and the reader's notes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_bad_rows(table, out_dir / "bad_rows.csv")
-    err_console.print(table.summary(), markup=False)
+    path = out_dir / "bad_rows.csv"
+    write_bad_rows(table, path)
+    # the full path: the file lands in --out, not where the user ran the command
+    err_console.print(table.summary(path), markup=False)
     for note in table.notes:
         err_console.print(f"note: {note}", markup=False)
 
