@@ -65,6 +65,8 @@ WORK="${WORK:-benchmarks/work}"
 EXTRA=()
 [ -n "${INIT:-}" ] && EXTRA+=(--init "$INIT")
 [ -n "${FEATURIZER:-}" ] && EXTRA+=(--featurizer "$FEATURIZER")
+# STL_PARTS=K: each STL cell in K parts that K workers on this grid train side by side
+[ -n "${STL_PARTS:-}" ] && EXTRA+=(--stl-parts "$STL_PARTS")
 for ds in ${DATASETS//,/ }; do
     case "$ds" in
         kiba-mt) epochs="$KIBA_EPOCHS" ;;

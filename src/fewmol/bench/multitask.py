@@ -312,6 +312,14 @@ class _DatasetState:
         return self._per_seed[seed]
 
 
+def _same_key(marker: Path, key: dict[str, Any]) -> bool:
+    """Whether a cell dir's bench_cell.json names this budget."""
+    try:
+        return json.loads(marker.read_text()) == key
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def _clear_other_budget(run_dir: Path, key: dict[str, Any]) -> None:
     """Empty a cell's work dir left by another budget (epochs, init, sizes), keeping the lock.
 
@@ -319,11 +327,7 @@ def _clear_other_budget(run_dir: Path, key: dict[str, Any]) -> None:
     cannot be trained on to more epochs.
     """
     marker = run_dir / "bench_cell.json"
-    try:
-        same = json.loads(marker.read_text()) == key
-    except (OSError, json.JSONDecodeError):
-        same = False
-    if not same:
+    if not _same_key(marker, key):
         for p in run_dir.iterdir():
             if p.name == ".lock":
                 continue
@@ -350,14 +354,19 @@ def run_multitask_grid(
     protocol: MultitaskProtocol = MULTITASK,
     precision: str = "32-true",
     featurizer: str | None = None,
+    stl_parts: int = 1,
 ) -> list[dict[str, Any]]:
     """Run every missing (dataset, method, seed) cell; return the records of all its cells.
 
     ``featurizer`` trains from scratch on another featuriser than the table's hu2019, as rows
     ``METHOD+FEATURISER`` (the fair baseline of an encoder pre-trained on it); with ``init``
-    it may only repeat the encoder's own.
+    it may only repeat the encoder's own. ``stl_parts`` K > 1 splits each STL cell into K
+    parts that workers sharing the grid train side by side (the last to finish merges them):
+    the same models as one run, in about 1/K of the time with K workers.
     """
     check_precision(precision)
+    if stl_parts < 1:
+        raise InvalidInputError(f"--stl-parts must be >= 1, got {stl_parts}")
     if featurizer is not None and featurizer not in FEATURIZERS:
         raise InvalidInputError(
             f"--featurizer {featurizer!r}: choose from {', '.join(FEATURIZERS)}"
@@ -404,15 +413,28 @@ def run_multitask_grid(
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
     states: dict[str, _DatasetState] = {}  # loaded once, and only when a cell needs it
 
-    def train(
-        dataset: str, label: str, method: str, seed: int, run_dir: Path, noise_model: str | None
-    ) -> None:
+    def state_of(dataset: str) -> _DatasetState:
         if dataset not in states:
             source = protocol.sources.get(dataset, dataset)
             states[dataset] = _DatasetState(source, data_dir, featurizer, workers)
-        _clear_other_budget(run_dir, {**expect_of(method), "method": label, "seed": seed})
-        cell = _Cell(label, method, dataset, seed, epochs, init, featurizer, precision, noise_model)
-        record = _run_cell(protocol, cell, states[dataset], run_dir, progress, accelerator, log)
+        return states[dataset]
+
+    def cell_of(label: str, method: str, dataset: str, seed: int, noise_model: str | None):
+        return _Cell(label, method, dataset, seed, epochs, init, featurizer, precision, noise_model)
+
+    def budget_key(label: str, method: str, seed: int) -> dict[str, Any]:
+        return {**expect_of(method), "method": label, "seed": seed}
+
+    def train(
+        dataset: str, label: str, method: str, seed: int, run_dir: Path, noise_model: str | None
+    ) -> None:
+        state = state_of(dataset)
+        _clear_other_budget(run_dir, budget_key(label, method, seed))
+        cell = cell_of(label, method, dataset, seed, noise_model)
+        record = _run_cell(protocol, cell, state, run_dir, progress, accelerator, log)
+        save_record(dataset, label, seed, record)
+
+    def save_record(dataset: str, label: str, seed: int, record: dict[str, Any]) -> None:
         record.update(
             {
                 "pretraining": budget,
@@ -428,6 +450,49 @@ def run_multitask_grid(
             f"  -> test ROC-AUC {_fmt(best)} at best valid, {_fmt(last)} at the last "
             f"epoch ({record['wall_time_s']:.0f} s)"
         )
+
+    def stl_in_parts(dataset: str, label: str, seed: int, run_dir: Path) -> None:
+        """Train the STL cell's free parts; merge them once every part has finished."""
+        from fewmol.multitask.run import PART_FILE  # lazy: Lightning loads with it
+
+        key = budget_key(label, "stl", seed)
+        part_dirs = [run_dir / "parts" / f"part{i}of{stl_parts}" for i in range(stl_parts)]
+        where = f"{dataset} / {label} / seed {seed}"
+        with cell_lock(run_dir) as mine:
+            if not mine:
+                log(f"{where}: another worker is merging its parts; skipped")
+                return
+            if _done(result_path(results, PROTOCOL, label, dataset, seed), expect_of("stl")):
+                return
+            if not _same_key(run_dir / "bench_cell.json", key):
+                if any(cell_busy(d) for d in part_dirs if d.is_dir()):
+                    log(f"{where}: its parts are training for another budget; skipped")
+                    return
+                _clear_other_budget(run_dir, key)
+        for i, d in enumerate(part_dirs):
+            if (d / PART_FILE).is_file():
+                continue
+            with cell_lock(d) as mine:
+                if not mine:
+                    log(f"{where}: part {i + 1}/{stl_parts}: another worker has it; skipped")
+                    continue
+                if (d / PART_FILE).is_file():
+                    continue
+                cell = cell_of(label, "stl", dataset, seed, None)
+                _run_cell(protocol, cell, state_of(dataset), d, progress, accelerator, log,
+                          part=(i, stl_parts))  # fmt: skip
+        if not all((d / PART_FILE).is_file() for d in part_dirs):
+            log(f"{where}: parts still training in other workers; the last to finish merges")
+            return
+        with cell_lock(run_dir) as mine:
+            if not mine or _done(
+                result_path(results, PROTOCOL, label, dataset, seed), expect_of("stl")
+            ):
+                return
+            cell = cell_of(label, "stl", dataset, seed, None)
+            record = _run_cell(protocol, cell, state_of(dataset), run_dir, progress, accelerator,
+                               log, merge=part_dirs)  # fmt: skip
+            save_record(dataset, label, seed, record)
 
     records = []
     for dataset in datasets:
@@ -447,6 +512,9 @@ def run_multitask_grid(
             waiting: list[tuple[str, str, int]] = []
             for label, method, seed in pending:
                 run_dir = Path(work) / PROTOCOL / label / dataset / f"seed{seed}"
+                if method == "stl" and stl_parts > 1:
+                    stl_in_parts(dataset, label, seed, run_dir)
+                    continue
                 with cell_lock(run_dir) as mine:
                     if not mine:
                         log(f"{dataset} / {label} / seed {seed}: another worker has it; skipped")
@@ -539,16 +607,28 @@ def _run_cell(
     progress: bool,
     accelerator: str,
     log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Train one cell through train_multitask (resumable); return its record."""
-    from fewmol.multitask.run import MultitaskConfig
+    part: tuple[int, int] | None = None,
+    merge: list[Path] | None = None,
+) -> dict[str, Any] | None:
+    """Train one cell through train_multitask (resumable); return its record.
+
+    ``part=(i, K)``: train that part of an STL cell into ``run_dir`` (no record: None);
+    ``merge``: join the finished part dirs of an STL cell instead of training.
+    """
+    from fewmol.multitask.run import MultitaskConfig, merge_stl_parts
 
     t0 = time.time()
     run_method, noise = RUN_METHOD[c.method]
     inp = state.inp
     split, graph = state.split_and_graph(c.seed)
     n, t = inp.y.shape
-    log(f"{c.dataset} / {c.label} / seed {c.seed}: {c.epochs} epochs on {n} mols x {t} tasks")
+    what = f"{c.dataset} / {c.label} / seed {c.seed}"
+    if part is not None:
+        what += f" (part {part[0] + 1}/{part[1]}: tasks t with t % {part[1]} == {part[0]})"
+    if merge is not None:
+        log(f"{what}: merging its {len(merge)} parts")
+    else:
+        log(f"{what}: {c.epochs} epochs on {n} mols x {t} tasks")
     cfg = MultitaskConfig(
         method=run_method,
         epochs=c.epochs,
@@ -563,7 +643,15 @@ def _run_cell(
         noise_model=c.noise_model,
         **{**MODEL, **({"noise": noise} if noise else {}), **RUN_SETTINGS.get(c.method, {})},
     )
-    m = train_multitask(inp, split, graph, cfg, run_dir, resume=True, graphs=state.graphs)
+    if merge is not None:
+        m = merge_stl_parts(inp, split, cfg, run_dir, merge, graphs=state.graphs)
+    else:
+        m = train_multitask(
+            inp, split, graph, cfg, run_dir, resume=True, graphs=state.graphs, part=part
+        )
+    if part is not None:
+        log(f"  -> part {part[0] + 1}/{part[1]} done ({m['wall_s']:.0f} s)")
+        return None
     best, last = m["test_at_best_valid"], m["test_at_last_epoch"]
     # an init encoder brings its own size, which MODEL does not set
     enc = json.loads((run_dir / "config.json").read_text())["encoder"]
@@ -604,6 +692,8 @@ def _run_cell(
         "init": c.init,
         "wall_time_s": m["wall_time_s"],
         "session_wall_s": round(time.time() - t0, 1),
+        # STL trained as K parts side by side and merged (the same models as one run)
+        "stl_parts": len(merge) if merge is not None else None,
     }
 
 

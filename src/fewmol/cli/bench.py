@@ -158,6 +158,12 @@ def multitask(
     work: Path = typer.Option(Path("benchmarks/work"), help="Model dirs and checkpoints."),
     data_dir: Path = typer.Option(None, help="Root of the data files (else $FEWMOL_DATA)."),
     workers: int = typer.Option(1, min=1, help="Featurisation processes."),
+    stl_parts: int = typer.Option(
+        1,
+        min=1,
+        help="Split each STL cell into K parts (tasks t % K) that K workers sharing the grid "
+        "train side by side; the last to finish merges them (the same models as one run).",
+    ),
     accelerator: str = typer.Option("auto"),
     precision: str = precision_option(),
     progress: bool = typer.Option(False),
@@ -179,6 +185,7 @@ def multitask(
             log=lambda s: console.print(s, highlight=False),
             precision=precision,
             featurizer=featurizer,
+            stl_parts=stl_parts,
         )
         console.print(f"results page: {write_multitask_report(out)}")
         console.print(f"overview: {write_overview(out)}")

@@ -9,7 +9,10 @@ rebuilds it), ``split.json``, ``model.safetensors`` (best-validation weights), `
 ``stl`` trains T single-task models one after the other in the same dir: each task's
 best-validation weights go to ``tasks/task_<t>.safetensors`` (no ``model.safetensors``), the
 log has one row per (task, epoch), and the checkpoint records which task it belongs to, so a
-killed run resumes inside the task it was on.
+killed run resumes inside the task it was on. STL can also run as K parts in separate dirs
+(``part=(i, K)``: tasks t with t % K == i, e.g. one part per worker process) that
+``merge_stl_parts`` joins into one model dir; every task is seeded by its own index, so the
+merged dir holds the same models as one run over all tasks.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fewmol.finetune.metrics import is_better
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
+    copy_file,
     json_safe,
     load_tensors_with_meta,
     load_training_state,
@@ -56,6 +60,7 @@ from fewmol.training import RunCounters, hardware, make_trainer
 
 GRAPH_FILE = "task_graph.json"
 STL_DIR = "tasks"
+PART_FILE = "stl_part.json"  # a finished STL part: its log rows, best epochs and wall time
 
 
 @dataclass
@@ -184,9 +189,13 @@ class MultitaskRun(RunCounters):
         graph: TaskGraph | None,
         cfg: MultitaskConfig,
         out_dir: Path,
+        part: tuple[int, int] | None = None,
     ):
         cfg.check()
         split.check_trainable(TRAIN_SPLIT_HINT)
+        if part is not None and (cfg.method != "stl" or not 0 <= part[0] < part[1]):
+            raise InvalidInputError(f"a run part {part} is for --method stl, as (i, K), i < K")
+        self.part = part
         self.inp, self.split, self.cfg = inp, split, cfg
         self.graph = graph if cfg.method in STRUCTURED else None
         if cfg.method in STRUCTURED and graph is None:
@@ -396,25 +405,17 @@ class MultitaskRun(RunCounters):
         """Train (or continue training) and write the complete model dir; return metrics."""
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if cfg.init:
-            _, init_cfg = load_pretrained_encoder(cfg.init)
-            if init_cfg.get("featurizer", "hu2019") != cfg.featurizer:
-                raise InvalidInputError(
-                    f"--init encoder was trained with featurizer {init_cfg.get('featurizer')!r} "
-                    f"but this run uses {cfg.featurizer!r}; pass --featurizer "
-                    f"{init_cfg.get('featurizer')}"
-                )
-            self.init_cfg = dict(init_cfg, source=str(cfg.init))
+        self._load_init()
         config = self.model_config()
         module = None
         if resume and (self.ckpt_dir / "last.safetensors").exists():
             module = self._restore(config)
-        write_json(self.out_dir / "config.json", config)
-        if self.graph is not None:
-            self.graph.to_json(self.out_dir / GRAPH_FILE)
-        self.split.to_json(self.out_dir / "split.json")
+        self._write_setup(config)
 
         while self.unit < len(self.units):
+            if self.part is not None and self.unit % self.part[1] != self.part[0]:
+                self.unit += 1  # another part's task
+                continue
             if module is None:
                 module = self._module(config, self.unit)
             unit_split = self._unit_split(self.unit)
@@ -441,6 +442,75 @@ class MultitaskRun(RunCounters):
             if not trainer.is_global_zero:
                 return {}
             self.unit, self.epochs_done, module = self.unit + 1, 0, None
+        if self.part is not None:
+            return self._finish_part()
+        return self.finish(graphs)
+
+    def _load_init(self) -> None:
+        """Read the --init encoder's config (its featuriser must be this run's)."""
+        cfg = self.cfg
+        if not cfg.init:
+            return
+        _, init_cfg = load_pretrained_encoder(cfg.init)
+        if init_cfg.get("featurizer", "hu2019") != cfg.featurizer:
+            raise InvalidInputError(
+                f"--init encoder was trained with featurizer {init_cfg.get('featurizer')!r} "
+                f"but this run uses {cfg.featurizer!r}; pass --featurizer "
+                f"{init_cfg.get('featurizer')}"
+            )
+        self.init_cfg = dict(init_cfg, source=str(cfg.init))
+
+    def _write_setup(self, config: dict[str, Any]) -> None:
+        """config.json, the task graph and the split: what predict and resume read back."""
+        write_json(self.out_dir / "config.json", config)
+        if self.graph is not None:
+            self.graph.to_json(self.out_dir / GRAPH_FILE)
+        self.split.to_json(self.out_dir / "split.json")
+
+    def _finish_part(self) -> dict[str, Any]:
+        """Write the finished part's record (what merge_stl_parts reads); return it."""
+        assert self.part is not None
+        write_text(self.out_dir / "train_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False))
+        record = {
+            "part": list(self.part),
+            "n_tasks": len(self.task_names),
+            "epochs": self.cfg.epochs,
+            "log_rows": self.log_rows,
+            "best": self.best,
+            "wall_s": round(self.wall_before + time.time() - self.started, 3),
+        }
+        record = json_safe(record)  # NaN scores as None, as a resumed run reads them back
+        write_json(self.out_dir / PART_FILE, record)
+        return record
+
+    def merge_parts(self, part_dirs: list[Path], graphs: GraphSet) -> dict[str, Any]:
+        """Join finished STL parts (dirs of this run's data, split and settings) into out_dir."""
+        if not self.is_stl or self.part is not None:
+            raise InvalidInputError("only a whole STL run merges parts")
+        parts = [read_json(Path(d) / PART_FILE, "STL part record") for d in part_dirs]
+        k = len(parts)
+        got = sorted(tuple(p["part"]) for p in parts)
+        if got != [(i, k) for i in range(k)]:
+            raise InvalidInputError(f"STL parts {got} are not the {k} parts of one run")
+        for p, d in zip(parts, part_dirs):
+            if p["n_tasks"] != len(self.task_names) or p["epochs"] != self.cfg.epochs:
+                raise InvalidInputError(f"STL part {d} was trained with other tasks or epochs")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._load_init()
+        self._write_setup(self.model_config())
+        order = {name: t for t, name in enumerate(self.task_names)}
+        self.log_rows, self.best = [], {}
+        for p, d in zip(parts, part_dirs):
+            self.log_rows += p["log_rows"]
+            self.best.update(p["best"])
+            for t in p["best"]:
+                name = f"task_{int(t):04d}.safetensors"
+                copy_file(Path(d) / STL_DIR / name, self.out_dir / STL_DIR / name)
+        # task order, then epoch, as one run over all tasks logs them
+        self.log_rows.sort(key=lambda r: (order[r["task"]], r["epoch"]))
+        self.wall_before = float(sum(p["wall_s"] for p in parts))
+        self.started = time.time()
+        write_text(self.out_dir / "train_log.csv", pd.DataFrame(self.log_rows).to_csv(index=False))
         return self.finish(graphs)
 
     # -------------------------------------------------------------- results
@@ -550,9 +620,29 @@ def train_multitask(
     out_dir: str | Path,
     resume: bool = False,
     graphs: GraphSet | None = None,
+    part: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Train one multi-task model into ``out_dir``; return its metrics dict."""
+    """Train one multi-task model into ``out_dir``; return its metrics dict.
+
+    ``part=(i, K)`` (STL only) trains the tasks t with t % K == i and returns the part's
+    record instead; ``merge_stl_parts`` joins the K part dirs.
+    """
     if graphs is None:
         graphs = featurize_input(inp, cfg.featurizer, cfg.workers)
-    run = MultitaskRun(inp, split, graph, cfg, Path(out_dir))
+    run = MultitaskRun(inp, split, graph, cfg, Path(out_dir), part=part)
     return run.fit(graphs, resume=resume)
+
+
+def merge_stl_parts(
+    inp: MultitaskInput,
+    split: Split,
+    cfg: MultitaskConfig,
+    out_dir: str | Path,
+    part_dirs: list[Path],
+    graphs: GraphSet | None = None,
+) -> dict[str, Any]:
+    """Join the K finished part dirs of one STL run into the model dir ``out_dir``; metrics."""
+    if graphs is None:
+        graphs = featurize_input(inp, cfg.featurizer, cfg.workers)
+    run = MultitaskRun(inp, split, None, cfg, Path(out_dir))
+    return run.merge_parts([Path(d) for d in part_dirs], graphs)

@@ -427,3 +427,55 @@ def test_the_bilinear_rows_run_their_method_with_the_bilinear_head() -> None:
     assert mt.energy_settings("sgnn-bilinear") is None  # no energy: an SGNN
     assert "bilinear" not in mt.energy_settings("sgnn-ebm-bilinear")  # a head setting
     assert not set(mt.EXTRA_METHODS) & set(mt.MULTITASK.methods)
+
+
+def test_stl_in_parts_shares_a_cell_between_workers_and_merges_to_one_run(
+    tmp_path, protocol, tiny_model, monkeypatch
+) -> None:
+    import subprocess
+    import sys
+
+    def grid(root: Path, parts: int, logs: list[str]) -> dict:
+        mt.run_multitask_grid(
+            ["stl"], [1], ["toy"], root / "r", root / "w", epochs=1, accelerator="cpu",
+            log=logs.append, protocol=protocol, stl_parts=parts,
+        )  # fmt: skip
+        path = root / "r/multitask/stl/toy/seed1.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    one = grid(tmp_path / "one", 1, [])
+    # "another worker" takes part 2 of 2 once the cell dir is set up: this worker trains
+    # part 1 and leaves the merge to it
+    root, logs = tmp_path / "two", []
+    part2 = root / "w/multitask/stl/toy/seed1/parts/part1of2"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    clear = mt._clear_other_budget
+
+    def clear_then_other_worker(run_dir: Path, key: dict) -> None:
+        clear(run_dir, key)
+        part2.mkdir(parents=True, exist_ok=True)
+        (part2 / ".lock").write_text(str(other.pid))
+
+    monkeypatch.setattr(mt, "_clear_other_budget", clear_then_other_worker)
+    try:
+        assert grid(root, 2, logs) == {}
+    finally:
+        other.kill()
+        other.wait()
+    monkeypatch.setattr(mt, "_clear_other_budget", clear)
+    assert any("part 2/2: another worker has it; skipped" in m for m in logs), logs
+    assert any("the last to finish merges" in m for m in logs)
+    (part2 / ".lock").unlink()
+    logs.clear()
+    two = grid(root, 2, logs)  # the other worker's turn: it trains part 2, then merges
+    assert any("(part 2/2: tasks t with t % 2 == 1)" in m for m in logs), logs
+    assert any("merging its 2 parts" in m for m in logs)
+    assert not any("(part 1/2" in m for m in logs)  # part 1 was not trained again
+    assert two["stl_parts"] == 2 and one["stl_parts"] is None
+    for key in ("test", "test_at_last_epoch", "valid", "test_metrics"):
+        assert two[key] == pytest.approx(one[key]), key
+    preds = [
+        pd.read_csv(d / "w/multitask/stl/toy/seed1/predictions.csv")
+        for d in (tmp_path / "one", root)
+    ]
+    pd.testing.assert_frame_equal(*preds)
