@@ -538,3 +538,35 @@ def test_without_validation_the_last_epoch_is_kept_and_the_nan_explained(tmp) ->
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split_sizes"]["valid"] == 0
     assert metrics["best_epoch"] == 3  # not the first epoch, which nothing chose
+
+
+def test_stl_jobs_trains_the_same_models_in_processes_and_resumes(trained, data, tmp) -> None:
+    d = tmp / "stl_jobs"
+    args = ["multitask", data, "--method", "stl", "--out", d, *TWO_EPOCHS, "--stl-jobs", "2"]
+    result = cli_ok(args)
+    assert "stl: 2 processes, one part of the tasks each" in result.stderr
+    one = json.loads((trained["stl"] / "metrics.json").read_text())
+    two = json.loads((d / "metrics.json").read_text())
+    for key in ("best_valid", "test_at_best_valid", "test_at_last_epoch", "best_epoch_per_task"):
+        assert two[key] == pytest.approx(one[key]), key
+    assert sorted(p.name for p in (d / "tasks").iterdir()) == [
+        f"task_{t:04d}.safetensors" for t in range(4)
+    ]
+    cols = [f"{t}_pred" for t in TASKS]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(d / "predictions.csv")[cols],
+        pd.read_csv(trained["stl"] / "predictions.csv")[cols],
+    )
+    # --resume after both parts finished: nothing trains again, the merge is redone
+    before = (d / "parts/part0of2/stl_part.json").stat().st_mtime_ns
+    cli_ok([*args, "--resume"])
+    assert (d / "parts/part0of2/stl_part.json").stat().st_mtime_ns == before
+    assert json.loads((d / "metrics.json").read_text())["test_at_best_valid"] == pytest.approx(
+        two["test_at_best_valid"]
+    )
+
+
+def test_stl_jobs_is_for_stl_on_one_device(data, tmp) -> None:
+    base = ["multitask", data, "--out", tmp / "bad_jobs", *TWO_EPOCHS, "--stl-jobs", "2"]
+    cli_user_error([*base, "--method", "mtl"], "--stl-jobs is for --method stl")
+    cli_user_error([*base, "--method", "stl", "--strategy", "ddp"], "one device each")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -66,11 +65,6 @@ def write_json(path: str | Path, obj: Any) -> None:
 def write_text(path: str | Path, text: str) -> None:
     """Write a text file atomically."""
     _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
-
-
-def copy_file(src: str | Path, dst: str | Path) -> None:
-    """Copy a file atomically (the copy appears whole or not at all)."""
-    _atomic(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
 
 
 def read_json(path: str | Path, what: str = "file") -> dict[str, Any]:

@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
+import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,6 @@ from fewmol.finetune.metrics import is_better
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
-    copy_file,
     json_safe,
     load_tensors_with_meta,
     load_training_state,
@@ -504,8 +507,15 @@ class MultitaskRun(RunCounters):
             self.log_rows += p["log_rows"]
             self.best.update(p["best"])
             for t in p["best"]:
+                # moved, not copied (ToxCast's 617 models are ~4 GB); a merge cut short and run
+                # again finds the ones it moved already in place
                 name = f"task_{int(t):04d}.safetensors"
-                copy_file(Path(d) / STL_DIR / name, self.out_dir / STL_DIR / name)
+                src, dst = Path(d) / STL_DIR / name, self.out_dir / STL_DIR / name
+                if src.is_file():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+                elif not dst.is_file():
+                    raise InvalidInputError(f"STL part {d} has no weights for task {int(t)}")
         # task order, then epoch, as one run over all tasks logs them
         self.log_rows.sort(key=lambda r: (order[r["task"]], r["epoch"]))
         self.wall_before = float(sum(p["wall_s"] for p in parts))
@@ -631,6 +641,48 @@ def train_multitask(
         graphs = featurize_input(inp, cfg.featurizer, cfg.workers)
     run = MultitaskRun(inp, split, graph, cfg, Path(out_dir), part=part)
     return run.fit(graphs, resume=resume)
+
+
+def _one_torch_thread() -> None:
+    """A process of train_stl_jobs: one thread each, so N processes fill N cores."""
+    torch.set_num_threads(1)
+
+
+def train_stl_jobs(
+    inp: MultitaskInput,
+    split: Split,
+    cfg: MultitaskConfig,
+    out_dir: str | Path,
+    jobs: int,
+    resume: bool = False,
+    graphs: GraphSet | None = None,
+) -> dict[str, Any]:
+    """STL in ``jobs`` processes side by side (part i of ``jobs`` each, in out_dir/parts/),
+    merged into ``out_dir``; return its metrics. ``resume`` continues the parts."""
+    if cfg.method != "stl" or jobs < 1:
+        raise InvalidInputError("--stl-jobs is for --method stl, with at least 1 process")
+    cfg.check()
+    split.check_trainable(TRAIN_SPLIT_HINT)
+    out_dir = Path(out_dir)
+    if graphs is None:
+        graphs = featurize_input(inp, cfg.featurizer, cfg.workers)
+    parts = out_dir / "parts"
+    if not resume and parts.exists():
+        shutil.rmtree(parts)
+    part_dirs = [parts / f"part{i}of{jobs}" for i in range(jobs)]
+    todo = [i for i, d in enumerate(part_dirs) if not (d / PART_FILE).is_file()]
+    quiet = dataclasses.replace(cfg, progress=False)  # N progress bars would garble each other
+    if todo:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        with ProcessPoolExecutor(len(todo), mp_context=ctx, initializer=_one_torch_thread) as pool:
+            args = (inp, split, None, quiet)
+            futures = [
+                pool.submit(train_multitask, *args, part_dirs[i], resume, graphs, (i, jobs))
+                for i in todo
+            ]
+            for f in futures:
+                f.result()  # the first failure is raised here, as in one process
+    return merge_stl_parts(inp, split, cfg, out_dir, part_dirs, graphs)
 
 
 def merge_stl_parts(
