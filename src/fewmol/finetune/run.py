@@ -52,7 +52,7 @@ from fewmol.io.checkpoint import (
     write_json,
     write_text,
 )
-from fewmol.io.modeldir import build_model, encoder_hparams, git_commit, load_pretrained_encoder
+from fewmol.io.modeldir import build_model, encoder_hparams, git_commit, load_init_encoder
 from fewmol.training import RunCounters, hardware, make_trainer
 
 
@@ -180,14 +180,7 @@ class FinetuneRun(RunCounters):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         init_cfg = None
         if cfg.init:
-            encoder, init_cfg = load_pretrained_encoder(cfg.init)
-            if init_cfg.get("featurizer", "hu2019") != cfg.featurizer:
-                raise InvalidInputError(
-                    f"--init encoder was trained with featurizer {init_cfg.get('featurizer')!r} "
-                    f"but this run uses {cfg.featurizer!r}; pass --featurizer "
-                    f"{init_cfg.get('featurizer')}"
-                )
-            init_cfg = dict(init_cfg, source=str(cfg.init))
+            encoder, init_cfg = load_init_encoder(cfg.init, cfg.featurizer)
         config = self.model_config(y_mean, y_std, init_cfg)
         model = build_model(config)
         if init_cfg:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from fewmol.chem.featurize import get_featurizer
-from fewmol.errors import ModelFileError
+from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.io.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -222,6 +222,18 @@ def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any
     enc = build_encoder(hp)
     load_state_into(enc, tensors, str(d))
     return enc, cfg
+
+
+def load_init_encoder(init: str | Path, featurizer: str) -> tuple[GINEncoder, dict[str, Any]]:
+    """The --init encoder and its config (plus ``source``); refused unless it reads the
+    run's featuriser, since its atom embeddings would then index other features."""
+    encoder, cfg = load_pretrained_encoder(init)
+    if cfg.get("featurizer", "hu2019") != featurizer:
+        raise InvalidInputError(
+            f"--init encoder was trained with featurizer {cfg.get('featurizer')!r} "
+            f"but this run uses {featurizer!r}; pass --featurizer {cfg.get('featurizer')}"
+        )
+    return encoder, dict(cfg, source=str(init))
 
 
 def weights_sha256(init: str | Path) -> str | None:

@@ -52,7 +52,12 @@ from fewmol.io.checkpoint import (
     write_json,
     write_text,
 )
-from fewmol.io.modeldir import encoder_hparams, git_commit, load_pretrained_encoder
+from fewmol.io.modeldir import (
+    encoder_hparams,
+    git_commit,
+    load_init_encoder,
+    load_pretrained_encoder,
+)
 from fewmol.multitask.balancing import make_balancer
 from fewmol.multitask.inputs import MultitaskInput
 from fewmol.multitask.model import METHODS, STRUCTURED, build_net
@@ -451,17 +456,8 @@ class MultitaskRun(RunCounters):
 
     def _load_init(self) -> None:
         """Read the --init encoder's config (its featuriser must be this run's)."""
-        cfg = self.cfg
-        if not cfg.init:
-            return
-        _, init_cfg = load_pretrained_encoder(cfg.init)
-        if init_cfg.get("featurizer", "hu2019") != cfg.featurizer:
-            raise InvalidInputError(
-                f"--init encoder was trained with featurizer {init_cfg.get('featurizer')!r} "
-                f"but this run uses {cfg.featurizer!r}; pass --featurizer "
-                f"{init_cfg.get('featurizer')}"
-            )
-        self.init_cfg = dict(init_cfg, source=str(cfg.init))
+        if self.cfg.init:
+            self.init_cfg = load_init_encoder(self.cfg.init, self.cfg.featurizer)[1]
 
     def _write_setup(self, config: dict[str, Any]) -> None:
         """config.json, the task graph and the split: what predict and resume read back."""

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from fewmol.errors import ModelFileError
+from fewmol.errors import InvalidInputError, ModelFileError
 from fewmol.io.modeldir import (
     build_encoder,
     encoder_hparams,
+    load_init_encoder,
     load_model,
     load_pretrained_encoder,
     save_encoder,
@@ -45,3 +46,11 @@ def test_encoder_weights_that_do_not_fit_the_config_fail_clearly(tmp_path):
     (tmp_path / "pre" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="do not fit"):
         load_pretrained_encoder(tmp_path / "pre")
+
+
+def test_an_init_encoder_must_read_the_runs_featuriser(tmp_path):
+    save_encoder(tmp_path / "pre", _encoder(), "hu2019")
+    enc, cfg = load_init_encoder(tmp_path / "pre", "hu2019")
+    assert cfg["source"] == str(tmp_path / "pre") and cfg["featurizer"] == "hu2019"
+    with pytest.raises(InvalidInputError, match="featurizer 'hu2019' but this run uses 'ogb'"):
+        load_init_encoder(tmp_path / "pre", "ogb")
