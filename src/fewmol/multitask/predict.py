@@ -139,8 +139,12 @@ class MultitaskPredictor:
         evidence: np.ndarray | None = None,
         seed: int = 0,
         precision: str = "32-true",
+        tasks: list[int] | None = None,
     ) -> np.ndarray:
         """P(y_t = 1 | x) for every molecule and task, (N, T).
+
+        ``tasks`` (STL only): predict just these task indices, (N, len(tasks)); an STL part
+        has the weights of its own tasks only.
 
         ``evidence`` (N, T) holds known labels (0/1, NaN unknown): SGNN-EBM conditions on them
         (Gibbs sampling with those labels clamped); the other methods ignore it. ``precision``
@@ -149,10 +153,12 @@ class MultitaskPredictor:
         if evidence is not None and evidence.shape != (len(graphs), len(self.task_names)):
             raise ValueError(f"evidence must be {(len(graphs), len(self.task_names))}")
         if self.method != "stl":
+            if tasks is not None:
+                raise ValueError("tasks= is for STL model dirs (one model per task)")
             module = self._module(self.model_dir / "model.safetensors")
             return self._run(module, graphs, batch_size, evidence, seed, precision)
         cols = []
-        for t in range(len(self.task_names)):  # one small model in memory at a time
+        for t in range(len(self.task_names)) if tasks is None else tasks:  # one model at a time
             path = self.model_dir / self.cfg.get("weights", "tasks/") / f"task_{t:04d}.safetensors"
             module = self._module(path, 1)
             cols.append(self._run(module, graphs, batch_size, None, seed, precision)[:, 0])

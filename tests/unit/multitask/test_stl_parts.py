@@ -15,6 +15,7 @@ from fewmol.errors import InvalidInputError
 from fewmol.multitask.inputs import load_input, resolve_split
 from fewmol.multitask.run import (
     PART_FILE,
+    PART_PREDICTIONS,
     STL_DIR,
     MultitaskConfig,
     featurize_input,
@@ -60,6 +61,7 @@ def test_parts_merged_equal_one_run(setup) -> None:
         trained = sorted(int(t) for t in rec["best"])
         assert trained == [t for t in range(5) if t % 2 == i]  # its own tasks only
         assert (d / PART_FILE).is_file() and not (d / "metrics.json").exists()
+        assert (d / PART_PREDICTIONS).is_file()  # its tasks' predictions, made side by side
     merged = merge_stl_parts(inp, split, cfg, tmp / "merged", parts, graphs=graphs)
 
     for key in ("test_at_best_valid", "test_at_last_epoch", "best_valid", "best_epoch_per_task"):
