@@ -508,6 +508,8 @@ class MultitaskRun(RunCounters):
             if p["n_tasks"] != len(self.task_names) or p["epochs"] != self.cfg.epochs:
                 raise InvalidInputError(f"STL part {d} was trained with other tasks or epochs")
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # a one-process run's resume state left here (e.g. before --force) is not this run's
+        shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         self._load_init()
         self._write_setup(self.model_config())
         order = {name: t for t, name in enumerate(self.task_names)}
