@@ -458,17 +458,22 @@ def run_multitask_grid(
         key = budget_key(label, "stl", seed)
         part_dirs = [run_dir / "parts" / f"part{i}of{stl_parts}" for i in range(stl_parts)]
         where = f"{dataset} / {label} / seed {seed}"
-        with cell_lock(run_dir) as mine:
-            if not mine:
-                log(f"{where}: another worker is merging its parts; skipped")
-                return
-            if _done(result_path(results, PROTOCOL, label, dataset, seed), expect_of("stl")):
-                return
-            if not _same_key(run_dir / "bench_cell.json", key):
-                if any(cell_busy(d) for d in part_dirs if d.is_dir()):
-                    log(f"{where}: its parts are training for another budget; skipped")
+        for attempt in range(SETUP_TRIES):  # another worker may hold it for a moment's set-up
+            with cell_lock(run_dir) as mine:
+                if not mine:
+                    if attempt + 1 < SETUP_TRIES:
+                        _pause(1.0)
+                        continue
+                    log(f"{where}: another worker is merging its parts; skipped")
                     return
-                _clear_other_budget(run_dir, key)
+                if _done(result_path(results, PROTOCOL, label, dataset, seed), expect_of("stl")):
+                    return
+                if not _same_key(run_dir / "bench_cell.json", key):
+                    if any(cell_busy(d) for d in part_dirs if d.is_dir()):
+                        log(f"{where}: its parts are training for another budget; skipped")
+                        return
+                    _clear_other_budget(run_dir, key)
+                break
         for i, d in enumerate(part_dirs):
             if (d / PART_FILE).is_file():
                 continue
@@ -546,6 +551,10 @@ def run_multitask_grid(
             if p.exists():
                 records.append(json.loads(p.read_text()))
     return records
+
+
+#: looks (1 s apart) at an STL cell's lock before leaving it to a worker that is merging it
+SETUP_TRIES = 5
 
 
 def _pause(seconds: float) -> None:

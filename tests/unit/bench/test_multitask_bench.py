@@ -479,3 +479,28 @@ def test_stl_in_parts_shares_a_cell_between_workers_and_merges_to_one_run(
         for d in (tmp_path / "one", root)
     ]
     pd.testing.assert_frame_equal(*preds)
+
+
+def test_stl_in_parts_leaves_a_cell_another_worker_holds_after_a_few_looks(
+    tmp_path, protocol, tiny_model, monkeypatch
+) -> None:
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "w/multitask/stl/toy/seed1"
+    run_dir.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    pauses, logs = [], []
+    monkeypatch.setattr(mt, "_pause", pauses.append)
+    try:
+        (run_dir / ".lock").write_text(str(other.pid))  # "another worker" is merging it
+        mt.run_multitask_grid(
+            ["stl"], [1], ["toy"], tmp_path / "r", tmp_path / "w", epochs=1, accelerator="cpu",
+            log=logs.append, protocol=protocol, stl_parts=2,
+        )  # fmt: skip
+    finally:
+        other.kill()
+        other.wait()
+    assert pauses == [1.0] * (mt.SETUP_TRIES - 1)
+    assert logs[-1] == "toy / stl / seed 1: another worker is merging its parts; skipped"
+    assert not (run_dir / "parts").exists()  # nothing trained meanwhile
