@@ -55,7 +55,7 @@ EXTRA=()
 [ -n "${EPOCHS_FT:-}" ] && EXTRA+=(--epochs "$EPOCHS_FT")
 read -r -a PRE_EXTRA <<< "${PRETRAIN_ARGS:-}"
 # PRE_DDP=N pre-trains as N CPU processes under Lightning's DDP (e.g. both cores for a
-# multi-hour row while no other worker runs: ~1.8x on this machine's 2 cores); BATCH is then per
+# multi-hour row while no other worker runs; not timed yet); BATCH is then per
 # process, so give BATCH/N for the same effective batch. Not the one-process run's weights.
 [ -n "${PRE_DDP:-}" ] && PRE_EXTRA+=(--strategy ddp --devices "$PRE_DDP" --accelerator cpu)
 if [ -n "${NAME:-}" ] && [ "${METHODS//,/}" != "$METHODS" ]; then
