@@ -570,3 +570,14 @@ def test_stl_jobs_is_for_stl_on_one_device(data, tmp) -> None:
     base = ["multitask", data, "--out", tmp / "bad_jobs", *TWO_EPOCHS, "--stl-jobs", "2"]
     cli_user_error([*base, "--method", "mtl"], "--stl-jobs is for --method stl")
     cli_user_error([*base, "--method", "stl", "--strategy", "ddp"], "one device each")
+
+
+def test_an_stl_dir_is_no_encoder_to_start_from_or_embed_with(trained, data, tmp) -> None:
+    stl = trained["stl"]
+    why = "is an STL run: one GIN per task"
+    out = tmp / "from_stl"
+    cli_user_error(["multitask", data, "--init", stl, "--out", out, *TWO_EPOCHS], why)
+    assert not out.exists()  # refused before anything was read or written
+    cli_user_error(["finetune", data, "--init", stl, "--out", tmp / "ft_from_stl"], why)
+    cli_user_error(["embed", stl, data, "--out", tmp / "emb.parquet"], why)
+    assert not (tmp / "emb.parquet").exists()

@@ -41,6 +41,7 @@ from fewmol.finetune.inference import BATCH_ROWS, load_module, run_inference
 from fewmol.finetune.module import FinetuneModule
 from fewmol.io.checkpoint import read_json, write_json
 from fewmol.io.modeldir import (
+    check_not_stl,
     encoder_source_kind,
     is_model_dir,
     load_pretrained_encoder,
@@ -176,6 +177,8 @@ class Predictor:
         """
         check_precision(precision)
         path = Path(source)
+        if path.is_dir():
+            check_not_stl(path)
         if path.exists() and encoder_source_kind(path) is None:
             try:
                 pred = cls.load(path, embed_only=True, precision=precision)

@@ -176,7 +176,10 @@ def init_featurizer(init: str | None, default: str = "hu2019") -> str:
     """The featuriser a run starting from ``init`` must use: the encoder's (else ``default``)."""
     if init is None:
         return default
-    return str(read_model_config(resolve_init(init)).get("featurizer", "hu2019"))
+    d = resolve_init(init)
+    cfg = read_model_config(d)
+    check_not_stl(d, cfg)  # early: before the data is read
+    return str(cfg.get("featurizer", "hu2019"))
 
 
 #: weight-name prefix of the GIN encoder in each kind of model dir's model.safetensors
@@ -202,10 +205,27 @@ def encoder_source_kind(path: str | Path) -> str | None:
     return kind if kind in ("multitask", "dta_model") else None
 
 
+def check_not_stl(path: str | Path, cfg: dict[str, Any] | None = None) -> None:
+    """Refuse an STL multi-task dir where one shared GIN encoder is wanted (--init, embed)."""
+    p = Path(path)
+    if cfg is None:
+        try:
+            cfg = read_json(p / "config.json")
+        except (ModelFileError, OSError):
+            return
+    if cfg.get("kind") == "multitask" and cfg.get("method") == "stl":
+        raise ModelFileError(
+            f"{p} is an STL run: one GIN per task (tasks/task_<t>.safetensors), no shared "
+            "encoder to start from or embed with; use a `fewmol pretrain` dir, a fine-tuned "
+            "model or a multitask run of another method"
+        )
+
+
 def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any]]:
     """Load a GIN encoder: an encoder dir's, or that of a fine-tuned, multitask or DTA model."""
     d = resolve_init(str(init))
     cfg = read_model_config(d)
+    check_not_stl(d, cfg)
     if (d / "encoder.safetensors").exists():
         tensors = load_tensors(d / "encoder.safetensors")
         hp = cfg["encoder"]
