@@ -777,6 +777,50 @@ def results_table(protocol: MultitaskProtocol, records: list[dict[str, Any]]) ->
     return "\n".join(head + lines) + "\n"
 
 
+#: (row, against): SGNN-EBM's standing against the multi-task baseline and its own SGNN
+STANDING_PAIRS = (
+    ("sgnn-ebm", "mtl"),
+    ("sgnn-ebm", "sgnn"),
+    ("sgnn-ebm-fixed", "mtl"),
+    ("sgnn-ebm-fixed", "sgnn"),
+    ("sgnn", "mtl"),
+)
+
+
+def standing_table(protocol: MultitaskProtocol, records: list[dict[str, Any]]) -> str:
+    """Markdown: row − against, paired by seed (the same split), per dataset; '' if no pair.
+
+    A cell is the mean ± std (population) of the per-seed gaps in ROC-AUC points over the
+    seeds both cells finished with the same epochs, with that count; positive = the row did
+    better. Pairing removes the split-to-split swing that dominates these small test sets.
+    """
+    score: dict[tuple[str, str], dict[int, tuple[float, Any]]] = defaultdict(dict)
+    for r in records:
+        if r.get("test") is not None:
+            score[(r["method"], r["dataset"])][r["seed"]] = (float(r["test"]), r.get("epochs"))
+    cols = _columns(protocol, records)
+    lines = []
+    for row, other in STANDING_PAIRS:
+        cells, any_pair = [], False
+        for d in cols:
+            a, b = score.get((row, d), {}), score.get((other, d), {})
+            gaps = [100 * (a[s][0] - b[s][0]) for s in sorted(a) if s in b and a[s][1] == b[s][1]]
+            if not gaps:
+                cells.append("–")
+                continue
+            any_pair = True
+            cells.append(f"{np.mean(gaps):+.1f} ± {np.std(gaps):.1f} (n={len(gaps)})")
+        if any_pair:
+            lines.append(f"| {row} − {other} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = [
+        "| paired gap (points) | " + " | ".join(_col_title(protocol, d) for d in cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    return "\n".join(head + lines) + "\n"
+
+
 def _col_title(protocol: MultitaskProtocol, dataset: str) -> str:
     paper = protocol.paper_columns.get(dataset)
     return f"{dataset} (paper: {paper})" if paper else dataset
@@ -1054,6 +1098,14 @@ def write_multitask_report(results: Path, protocol: MultitaskProtocol = MULTITAS
         + (results_table(protocol, records) if records else "No stored runs yet.\n")
         + ("\n" + caption(protocol, records) if records else "")
         + (f"\n![multitask: per-dataset scores](../plots/{bars.name})\n" if bars else "")
+        + (
+            "\n## SGNN-EBM against MTL and SGNN, paired by seed\n\n"
+            "Each cell: the row's test ROC-AUC minus the other method's on the same split "
+            "(seed) and epochs, mean ± std over the seeds both finished, in points; positive = "
+            "the row did better.\n\n" + standing
+            if (standing := standing_table(protocol, records))
+            else ""
+        )
         + ("\n## Data\n\n" + dataset_table(protocol, records) if records else "")
         + (
             "\n## Budget and provenance\n\n" + provenance_table(protocol, records)

@@ -504,3 +504,22 @@ def test_stl_in_parts_leaves_a_cell_another_worker_holds_after_a_few_looks(
     assert pauses == [1.0] * (mt.SETUP_TRIES - 1)
     assert logs[-1] == "toy / stl / seed 1: another worker is merging its parts; skipped"
     assert not (run_dir / "parts").exists()  # nothing trained meanwhile
+
+
+def test_standing_table_pairs_seeds_of_equal_epochs(protocol) -> None:
+    def rec(method: str, seed: int, test: float, epochs: int = 100) -> dict:
+        return {"method": method, "dataset": "toy", "seed": seed, "test": test, "epochs": epochs}
+
+    records = [
+        rec("mtl", 0, 0.70), rec("mtl", 1, 0.60), rec("mtl", 2, 0.65),
+        rec("sgnn-ebm", 0, 0.72), rec("sgnn-ebm", 1, 0.66),  # seed 2 unfinished
+        rec("sgnn-ebm", 2, 0.90, epochs=10),  # (never paired: other epochs)
+        rec("sgnn", 0, 0.71),
+    ]  # fmt: skip
+    table = mt.standing_table(protocol, records)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
+    assert "+4.0 ± 2.0 (n=2)" in rows["sgnn-ebm − mtl"]  # gaps +2 and +6
+    assert "+1.0 ± 0.0 (n=1)" in rows["sgnn-ebm − sgnn"]
+    assert "+1.0 ± 0.0 (n=1)" in rows["sgnn − mtl"]
+    assert "sgnn-ebm-fixed − mtl" not in rows  # no sgnn-ebm-fixed cell: no line
+    assert mt.standing_table(protocol, [rec("mtl", 0, 0.7)]) == ""
