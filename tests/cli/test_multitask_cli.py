@@ -564,6 +564,11 @@ def test_stl_jobs_trains_the_same_models_in_processes_and_resumes(trained, data,
     assert json.loads((d / "metrics.json").read_text())["test_at_best_valid"] == pytest.approx(
         two["test_at_best_valid"]
     )
+    # --resume continues a run the way it was started
+    one_process = ["multitask", data, "--method", "stl", "--out", d, *TWO_EPOCHS, "--resume"]
+    cli_user_error(one_process, "holds an STL run in 2 parts", "--stl-jobs 2")
+    in_parts = [*one_process[:5], trained["stl"], *TWO_EPOCHS, "--resume", "--stl-jobs", "2"]
+    cli_user_error(in_parts, "holds a one-process STL run; resume it without --stl-jobs")
 
 
 def test_stl_jobs_is_for_stl_on_one_device(data, tmp) -> None:

@@ -174,6 +174,8 @@ def multitask(
             raise InvalidInputError(
                 f"{out} is not empty; pass --resume to continue that run or --force to overwrite"
             )
+        if resume and not force:
+            _check_stl_resume(out, method, stl_jobs)
         inp = load_input(
             data, smiles_col, split_list(target_cols), on_invalid, data_dir, duplicates,
             long_format, threshold,
@@ -275,6 +277,25 @@ def multitask(
             no_test_score_note(
                 "ROC-AUC", metrics["split_sizes"], "classification", "or another --split"
             )
+
+
+def _check_stl_resume(out: Path, method: str, stl_jobs: int) -> None:
+    """--resume continues a run the way it was started: in parts (--stl-jobs) or in one process."""
+    if method != "stl":
+        return
+    parts = sorted(p.name for p in (out / "parts").glob("part*of*")) if out.is_dir() else []
+    one = (out / "checkpoints" / "last.safetensors").is_file()
+    if stl_jobs > 1 and one and not parts:
+        raise InvalidInputError(
+            f"{out} holds a one-process STL run; resume it without --stl-jobs, or start "
+            "afresh with --force"
+        )
+    if parts and f"part0of{stl_jobs}" not in parts:
+        k = parts[0].split("of")[-1]
+        raise InvalidInputError(
+            f"{out} holds an STL run in {k} parts (parts/); resume it with --stl-jobs {k}, "
+            "or start afresh with --force"
+        )
 
 
 def _fmt(v: float | None) -> str:
