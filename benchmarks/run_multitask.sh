@@ -65,8 +65,10 @@ WORK="${WORK:-benchmarks/work}"
 EXTRA=()
 [ -n "${INIT:-}" ] && EXTRA+=(--init "$INIT")
 [ -n "${FEATURIZER:-}" ] && EXTRA+=(--featurizer "$FEATURIZER")
-# STL_PARTS=K: each STL cell in K parts that K workers on this grid train side by side
-[ -n "${STL_PARTS:-}" ] && EXTRA+=(--stl-parts "$STL_PARTS")
+# STL_PARTS=K (default 2, one per worker of this 2-core machine): each STL cell in K parts that
+# the workers on this grid train side by side, the same models as one run (a lone worker trains
+# the parts in turn); STL_PARTS=1 for one stream
+EXTRA+=(--stl-parts "${STL_PARTS:-2}")
 for ds in ${DATASETS//,/ }; do
     case "$ds" in
         kiba-mt) epochs="$KIBA_EPOCHS" ;;
