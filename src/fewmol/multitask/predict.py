@@ -157,10 +157,13 @@ class MultitaskPredictor:
                 raise ValueError("tasks= is for STL model dirs (one model per task)")
             module = self._module(self.model_dir / "model.safetensors")
             return self._run(module, graphs, batch_size, evidence, seed, precision)
-        cols = []
+        cols, module = [], None
         for t in range(len(self.task_names)) if tasks is None else tasks:  # one model at a time
             path = self.model_dir / self.cfg.get("weights", "tasks/") / f"task_{t:04d}.safetensors"
-            module = self._module(path, 1)
+            if module is None:
+                module = self._module(path, 1)
+            else:  # every task's net has one shape: reload weights, no re-initialised build
+                load_state_into(module.net, load_tensors(path), str(path))
             cols.append(self._run(module, graphs, batch_size, None, seed, precision)[:, 0])
         return np.stack(cols, axis=1) if cols else np.zeros((len(graphs), 0), np.float32)
 
