@@ -54,9 +54,10 @@ WORK="${WORK:-benchmarks/work}"
 EXTRA=()
 [ -n "${EPOCHS_FT:-}" ] && EXTRA+=(--epochs "$EPOCHS_FT")
 read -r -a PRE_EXTRA <<< "${PRETRAIN_ARGS:-}"
-# PRE_DDP=N pre-trains as N CPU processes under Lightning's DDP (e.g. both cores for a
-# multi-hour row while no other worker runs; not timed yet); BATCH is then per
-# process, so give BATCH/N for the same effective batch. Not the one-process run's weights.
+# PRE_DDP=N pre-trains as N CPU processes under Lightning's DDP; BATCH is then per process, so
+# give BATCH/N for the same effective batch. Not the one-process run's weights. On this 2-core
+# machine it gains nothing (GraphMVP-C, batch 32 as 2 x 16: 169 against 170 molecules/s in one
+# process; speed.md, pretrain_ddp_speed.py): for many cores or GPUs, not for this machine.
 [ -n "${PRE_DDP:-}" ] && PRE_EXTRA+=(--strategy ddp --devices "$PRE_DDP" --accelerator cpu)
 if [ -n "${NAME:-}" ] && [ "${METHODS//,/}" != "$METHODS" ]; then
     echo "NAME names one method's row; give one method in METHODS" >&2
