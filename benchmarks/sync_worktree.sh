@@ -3,6 +3,7 @@
 # result file it changed or added must already be identical in main (copy them over and commit
 # first); otherwise nothing is done. Running workers are unaffected (Python loaded its code).
 #   benchmarks/sync_worktree.sh [/work/bench]
+# (benchmarks/collect_results.sh copies the results over first, never an older copy of a page)
 set -euo pipefail
 WT="${1:-/work/bench}"
 MAIN="$(cd "$(dirname "$0")/.." && pwd)"
