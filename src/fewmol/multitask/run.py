@@ -607,8 +607,8 @@ class MultitaskRun(RunCounters):
         """predictions.csv: every kept molecule with its split, labels and predictions."""
         from fewmol.multitask.predict import load_predictor
 
-        predictor = load_predictor(self.out_dir)
         if preds is None:  # (STL parts bring their own columns, predicted side by side)
+            predictor = load_predictor(self.out_dir)
             preds = predictor.predict(graphs, batch_size=self.cfg.eval_batch_size)
         part = np.full(len(self.inp.dataset.smiles), "", dtype=object)
         for name in ("train", "valid", "test"):
