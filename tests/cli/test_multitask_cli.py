@@ -497,6 +497,27 @@ def test_tilted_sgnn_ebm_trains_records_its_energy_and_predicts(data, relations,
     cli_user_error(["multitask", data, "--method", "mtl", "--tilt", "--out", tmp / "t2"], "--tilt")
 
 
+def test_gibbs_noise_sgnn_ebm_trains_records_its_energy_and_predicts(data, relations, tmp) -> None:
+    d = tmp / "run_gibbs"
+    base = ["multitask", data, "--task-graph", relations, "--method", "sgnn-ebm"]
+    cli_ok([*base, "--noise", "gibbs", "--noise-sweeps", "3", "--fill-missing", "--out", d,
+            *TWO_EPOCHS])  # fmt: skip
+    energy = json.loads((d / "config.json").read_text())["energy"]
+    assert energy["noise"] == "gibbs" and energy["noise_sweeps"] == 3
+    assert energy["fill_missing"] is True and "tilt" not in energy
+    log = pd.read_csv(d / "train_log.csv")
+    assert log["train_nce"].notna().all() and log["train_bce"].notna().all()  # SGNN trains too
+    out = tmp / "pred_gibbs.csv"
+    cli_ok(["predict", d, data, "--out", out])
+    cols = [f"{t}_pred" for t in TASKS]
+    train = pd.read_csv(d / "predictions.csv")
+    got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
+    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=0.2)
+    cli_user_error([*base, "--noise", "gibs", "--out", tmp / "g2"], "fixed, adaptive, gibbs")
+    cli_user_error(["multitask", data, "--method", "mtl", "--fill-missing", "--out", tmp / "g3",
+                    *TWO_EPOCHS], "--fill-missing is for --method sgnn-ebm")  # fmt: skip
+
+
 def test_bilinear_sgnn_trains_records_its_head_and_predicts(data, relations, tmp) -> None:
     d = tmp / "run_bilinear"
     base = ["multitask", data, "--task-graph", relations, "--method", "sgnn", "--bilinear"]

@@ -76,7 +76,13 @@ BENCH_METHODS = (
     "sgnn-ebm",
 )
 #: our rows beyond the paper's, run when --methods names them
-EXTRA_METHODS = ("sgnn-bilinear", "sgnn-ebm-bilinear", "sgnn-ebm-tilt")
+EXTRA_METHODS = (
+    "sgnn-bilinear",
+    "sgnn-ebm-bilinear",
+    "sgnn-ebm-tilt",
+    "sgnn-ebm-gibbs",
+    "sgnn-ebm-gs",
+)
 #: bench method -> (``fewmol multitask --method``, ``--noise``)
 RUN_METHOD: dict[str, tuple[str, str | None]] = {
     **{m: (m, None) for m in BENCH_METHODS if not m.startswith("sgnn-ebm")},
@@ -85,14 +91,20 @@ RUN_METHOD: dict[str, tuple[str, str | None]] = {
     "sgnn-ebm-tilt": ("sgnn-ebm", "adaptive"),
     "sgnn-bilinear": ("sgnn", None),
     "sgnn-ebm-bilinear": ("sgnn-ebm", "adaptive"),
+    "sgnn-ebm-gibbs": ("sgnn-ebm", "gibbs"),
+    "sgnn-ebm-gs": ("sgnn-ebm", "gibbs"),
 }
 #: the RUN_SETTINGS keys that belong to the energy (recorded with it)
-ENERGY_SETTINGS = ("tilt",)
+ENERGY_SETTINGS = ("tilt", "noise_sweeps", "fill_missing")
 #: bench method -> further MultitaskConfig settings
 RUN_SETTINGS: dict[str, dict[str, Any]] = {
     "sgnn-ebm-tilt": {"tilt": True},
     "sgnn-bilinear": {"bilinear": True},
     "sgnn-ebm-bilinear": {"bilinear": True},
+    # the released code's NCE (submit_SGNN_EBM.sh: --NCE_mode=gs --GS_iteration=2
+    # --filling_missing_data_mode=gnn --use_ebm_as_tilting), with our jointly trained SGNN
+    "sgnn-ebm-gs": {"noise_sweeps": 2, "fill_missing": True},
+    "sgnn-ebm-gibbs": {"noise_sweeps": 2},  # its noise alone, missing labels left out
 }
 
 #: the paper's name of each row (shown in the legend of the page)
@@ -110,6 +122,8 @@ PAPER_LABELS = {
     "sgnn-ebm-tilt": "SGNN-EBM tilting its adaptive SGNN noise, p ∝ q·exp(−E) (ours)",
     "sgnn-bilinear": "SGNN with a bilinear molecule x task term in its task states (ours)",
     "sgnn-ebm-bilinear": "SGNN-EBM (adaptive noise) with that bilinear term (ours)",
+    "sgnn-ebm-gibbs": "SGNN-EBM with the released code's Gibbs noise, missing labels left out",
+    "sgnn-ebm-gs": "SGNN-EBM with the released code's NCE: Gibbs noise, missing labels filled",
 }
 
 # ChEMBL stand-ins with the paper's task-side threshold (10 / 50 / 100 labels per task). Only
@@ -274,7 +288,8 @@ def check_methods(methods: Sequence[str], protocol: MultitaskProtocol = MULTITAS
         raise InvalidInputError(
             f"unknown multitask method(s) {', '.join(map(repr, unknown))}; choose from: "
             f"{', '.join((*protocol.methods, *EXTRA_METHODS))} (sgnn-ebm-fixed / sgnn-ebm / "
-            "sgnn-ebm-tilt = SGNN-EBM with fixed / adaptive / tilted adaptive noise; "
+            "sgnn-ebm-tilt / sgnn-ebm-gibbs = SGNN-EBM with fixed / adaptive / tilted adaptive / "
+            "Gibbs noise; sgnn-ebm-gs: Gibbs noise and missing labels filled; "
             "*-bilinear: with a bilinear molecule x task term)"
         )
     return list(dict.fromkeys(out))
@@ -721,6 +736,8 @@ MT_COLOURS = {
     "sgnn-ebm-tilt": "#d62728",
     "sgnn-bilinear": "#9edae5",
     "sgnn-ebm-bilinear": "#2f5f2f",
+    "sgnn-ebm-gibbs": "#c5b0d5",
+    "sgnn-ebm-gs": "#9467bd",
 }
 
 
@@ -994,7 +1011,12 @@ def _legend(protocol: MultitaskProtocol) -> str:
         "adaptive noise, p ∝ q·exp(−E) (`fewmol multitask --tilt`, the normalised form of the "
         "released code's `--use_ebm_as_tilting`); `sgnn-bilinear` / `sgnn-ebm-bilinear` (not in "
         "the paper) add a low-rank bilinear molecule × task term to the task states "
-        "(`--bilinear`); `METHOD@NAME` rows started from the "
+        "(`--bilinear`); `sgnn-ebm-gs` is SGNN-EBM trained as the released code "
+        "(`submit_SGNN_EBM.sh`: `--NCE_mode=gs --filling_missing_data_mode`): its NCE noise is 2 "
+        "Gibbs sweeps of the energy started from and tilted by the jointly trained SGNN, and "
+        "missing labels take the noise sample's values (`--noise gibbs --fill-missing`); "
+        "`sgnn-ebm-gibbs` has that noise with missing labels left out (`--noise gibbs`); "
+        "`METHOD@NAME` rows started from the "
         "pre-trained encoder NAME; "
         "`METHOD+FEATURISER` rows trained from scratch on that featuriser instead of hu2019 "
         "(`--featurizer`), the fair baseline of an encoder pre-trained on it.\n"

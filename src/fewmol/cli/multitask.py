@@ -25,6 +25,7 @@ from fewmol.cli.common import (
 from fewmol.errors import InvalidInputError
 from fewmol.io.modeldir import init_featurizer
 from fewmol.multitask.model import METHODS, STRUCTURED
+from fewmol.multitask.sgnn_ebm import NOISES
 from fewmol.training import check_precision
 
 _GRAPH_METHODS = ("jaccard", "pearson", "mi")
@@ -57,7 +58,17 @@ def multitask(
     noise: str = typer.Option(
         "adaptive",
         help="NCE noise: fixed (training label frequencies, or --noise-model) | adaptive "
-        "(jointly trained SGNN).",
+        "(jointly trained SGNN) | gibbs (--noise-sweeps Gibbs sweeps of the energy, started "
+        "from and tilted by the jointly trained SGNN: the released code's --NCE_mode=gs).",
+    ),
+    noise_sweeps: int = typer.Option(
+        2, min=1, help="With --noise gibbs: Gibbs sweeps per training batch for the noise."
+    ),
+    fill_missing: bool = typer.Option(
+        False,
+        "--fill-missing/--no-fill-missing",
+        help="SGNN-EBM: missing labels take the noise sample's values in the NCE, so every "
+        "task and edge counts (the released code's --filling_missing_data_mode).",
     ),
     noise_model: Path = typer.Option(
         None,
@@ -141,8 +152,8 @@ def multitask(
         method = method.strip().lower()
         if method not in METHODS:
             raise InvalidInputError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
-        if noise not in ("fixed", "adaptive"):
-            raise InvalidInputError(f"--noise must be fixed or adaptive, not {noise!r}")
+        if noise not in NOISES:
+            raise InvalidInputError(f"--noise must be one of {', '.join(NOISES)}, not {noise!r}")
         if noise_model is not None:
             from fewmol.multitask.predict import is_multitask_dir
 
@@ -216,6 +227,8 @@ def multitask(
             noise_model=None if noise_model is None else str(noise_model),
             noise_mix=noise_mix,
             tilt=tilt,
+            noise_sweeps=noise_sweeps,
+            fill_missing=fill_missing,
             bilinear=bilinear,
             nce_samples=nce_samples,
             gibbs_sweeps=gibbs_sweeps,

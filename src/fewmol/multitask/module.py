@@ -5,8 +5,8 @@ One module trains all eight methods of ``fewmol multitask``:
 * heads (``mtl``, ``stl`` per task, ``uw``, ``gradnorm``, ``dwa``, ``lbtw``): per-task masked
   BCE combined by a :class:`~fewmol.multitask.balancing.Balancer`; predictions are sigmoids;
 * ``sgnn``: the structured head's logits with the plain per-task mean BCE;
-* ``sgnn-ebm``: NCE on the energy (plus, with adaptive noise, the BCE of the SGNN logits that
-  define the noise); predictions are Gibbs marginals.
+* ``sgnn-ebm``: NCE on the energy (plus, with adaptive or Gibbs noise, the BCE of the SGNN
+  logits that define or steer the noise); predictions are Gibbs marginals.
 
 Optimisation is manual (one Adam step per batch) so GradNorm can set its weights' gradient
 between backward and step. Everything trained and checkpointed lives in ``train_state``
@@ -24,7 +24,13 @@ from fewmol.data.collate import GraphBatch
 from fewmol.finetune.metrics import evaluate
 from fewmol.multitask.balancing import Balancer, per_task_bce
 from fewmol.multitask.model import MultitaskNet
-from fewmol.multitask.sgnn_ebm import GibbsSampler, mix_uniform, nce_loss
+from fewmol.multitask.sgnn_ebm import (
+    NOISES,
+    GibbsSampler,
+    gibbs_noise,
+    mix_uniform,
+    nce_loss,
+)
 from fewmol.training import adam_with_encoder_lr, gather_columns, gather_ranks, gathered_mean_loss
 
 
@@ -50,10 +56,12 @@ class MultitaskModule(L.LightningModule):
         eval_seed: int = 0,
         noise_net: MultitaskNet | None = None,
         tilt: bool = False,
+        noise_sweeps: int = 2,
+        fill_missing: bool = False,
     ):
         super().__init__()
-        if method == "sgnn-ebm" and noise not in ("fixed", "adaptive"):
-            raise ValueError(f"noise must be fixed or adaptive, got {noise!r}")
+        if method == "sgnn-ebm" and noise not in NOISES:
+            raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
         if tilt and noise != "adaptive":
             # predictions need the noise of every new molecule: only the adaptive one (the
             # same network's SGNN logits) travels with the model dir
@@ -67,6 +75,7 @@ class MultitaskModule(L.LightningModule):
         self.lam, self.noise, self.noise_mix, self.nce_samples = lam, noise, noise_mix, nce_samples
         self.gibbs_sweeps, self.gibbs_chains, self.eval_seed = gibbs_sweeps, gibbs_chains, eval_seed
         self.tilt = tilt and method == "sgnn-ebm"
+        self.noise_sweeps, self.fill_missing = noise_sweeps, fill_missing
         freq = np.full(net.num_tasks, 0.5, np.float32) if noise_prob is None else noise_prob
         self.register_buffer("noise_freq", torch.as_tensor(freq, dtype=torch.float32), False)
         self.sampler = GibbsSampler(net.head.pairs, net.num_tasks) if self.ebm else None
@@ -122,9 +131,11 @@ class MultitaskModule(L.LightningModule):
         if not self.ebm:
             return torch.sigmoid(out.logits)
         prob = torch.sigmoid(out.logits)
-        init = prob if self.noise == "adaptive" else None
-        # the tilt is the logit of the noise the energy was trained against
-        tilt = torch.logit(mix_uniform(prob, self.noise_mix)) if self.tilt else None
+        init = prob if self.noise != "fixed" else None
+        # the tilt is the logit of the noise the energy was trained against (tilted model), or
+        # of the SGNN that steered the Gibbs noise (that chain, run longer)
+        tilted = self.tilt or self.noise == "gibbs"
+        tilt = torch.logit(mix_uniform(prob, self.noise_mix)) if tilted else None
         return self.sampler.marginals(
             out.node_pot,
             out.edge_pot,
@@ -155,21 +166,28 @@ class MultitaskModule(L.LightningModule):
         out = self.net(batch, potentials=self.ebm)
         losses, present = per_task_bce(out.logits, y)
         if self.ebm:
-            if self.noise == "adaptive":
+            if self.noise != "fixed":
                 bce = Balancer(self.net.num_tasks).loss(losses, present)
                 prob = torch.sigmoid(out.logits).detach()
             else:
                 bce = out.logits.sum() * 0.0  # the logits are unused with a fixed noise
                 prob = self.fixed_noise(batch).to(out.logits.dtype)
+            q = mix_uniform(prob, self.noise_mix)
+            if self.noise == "gibbs":
+                gibbs = gibbs_noise(
+                    self.sampler, out.node_pot, out.edge_pot, q.float(), self.lam, self.noise_sweeps
+                )
+                q = mix_uniform(gibbs, self.noise_mix).to(q.dtype)
             nce = nce_loss(
                 out.node_pot,
                 out.edge_pot,
                 self.net.head.pairs,
                 y,
-                mix_uniform(prob, self.noise_mix),
+                q,
                 self.lam,
                 self.nce_samples,
                 tilted=self.tilt,
+                fill_missing=self.fill_missing,
             )
             parts = {"nce": float(nce.detach()), "bce": float(bce.detach())}
             return nce + bce, losses, present, parts

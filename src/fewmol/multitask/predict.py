@@ -107,6 +107,8 @@ class MultitaskPredictor:
             gibbs_chains=energy.get("gibbs_chains", 1),
             noise_mix=energy.get("noise_mix", 0.1),
             tilt=bool(energy.get("tilt", False)),
+            noise_sweeps=energy.get("noise_sweeps", 2),
+            fill_missing=bool(energy.get("fill_missing", False)),
         )
         return module.to("cpu").eval()
 

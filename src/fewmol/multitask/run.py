@@ -63,7 +63,7 @@ from fewmol.multitask.balancing import make_balancer
 from fewmol.multitask.inputs import MultitaskInput
 from fewmol.multitask.model import METHODS, STRUCTURED, build_net
 from fewmol.multitask.module import MultitaskModule
-from fewmol.multitask.sgnn_ebm import label_frequencies
+from fewmol.multitask.sgnn_ebm import NOISES, label_frequencies
 from fewmol.multitask.task_graph import TaskGraph
 from fewmol.training import RunCounters, hardware, make_trainer
 
@@ -110,6 +110,10 @@ class MultitaskConfig:
     bilinear: bool = False
     # the energy tilts the noise: p ∝ q·exp(−E) (sgnn_ebm's docstring; adaptive noise only)
     tilt: bool = False
+    # Gibbs noise: sweeps of the energy per training batch (the released code's GS_iteration=2)
+    noise_sweeps: int = 2
+    # missing labels take the noise sample's values in the NCE (released --filling_missing_data)
+    fill_missing: bool = False
     nce_samples: int = 4
     gibbs_sweeps: int = 20
     gibbs_chains: int = 4
@@ -136,9 +140,18 @@ class MultitaskConfig:
             raise InvalidInputError(
                 f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"
             )
-        if self.noise not in ("fixed", "adaptive"):
-            raise InvalidInputError(f"--noise must be fixed or adaptive, got {self.noise!r}")
-        for name in ("epochs", "batch_size", "gibbs_sweeps", "gibbs_chains", "nce_samples"):
+        if self.noise not in NOISES:
+            raise InvalidInputError(
+                f"--noise must be one of {', '.join(NOISES)}, got {self.noise!r}"
+            )
+        for name in (
+            "epochs",
+            "batch_size",
+            "gibbs_sweeps",
+            "gibbs_chains",
+            "nce_samples",
+            "noise_sweeps",
+        ):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 1")
         if self.checkpoint_every_s < 0:
@@ -153,6 +166,8 @@ class MultitaskConfig:
             raise InvalidInputError("--bilinear is for --method sgnn or sgnn-ebm")
         if self.tilt and (self.method != "sgnn-ebm" or self.noise != "adaptive"):
             raise InvalidInputError("--tilt is for --method sgnn-ebm --noise adaptive")
+        if self.fill_missing and self.method != "sgnn-ebm":
+            raise InvalidInputError("--fill-missing is for --method sgnn-ebm")
         if not 0.0 <= self.noise_mix <= 1.0:
             raise InvalidInputError(f"--noise-mix must be in [0, 1], got {self.noise_mix}")
 
@@ -265,8 +280,13 @@ class MultitaskRun(RunCounters):
                 "gibbs_chains": cfg.gibbs_chains,
                 "noise_model": self.noise_info,
             }
-            if cfg.tilt:  # absent when off, so dirs written before the option stay resumable
+            # absent when off, so dirs written before these options stay resumable
+            if cfg.tilt:
                 energy["tilt"] = True
+            if cfg.noise == "gibbs":
+                energy["noise_sweeps"] = cfg.noise_sweeps
+            if cfg.fill_missing:
+                energy["fill_missing"] = True
         graph_info = None
         if self.graph is not None:
             graph_info = {
@@ -325,6 +345,8 @@ class MultitaskRun(RunCounters):
             eval_seed=cfg.seed,
             noise_net=self.noise_net,
             tilt=cfg.tilt,
+            noise_sweeps=cfg.noise_sweeps,
+            fill_missing=cfg.fill_missing,
         )
 
     def _labels(self, unit: int) -> np.ndarray:

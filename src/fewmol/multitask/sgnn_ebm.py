@@ -30,6 +30,19 @@ log p_data − log q, and the SGNN's view enters twice at inference. The release
 same in effect (NCE against the noise, then conditionals multiplied by σ(prior logit) without
 renormalising); this is its normalised form, an option to measure, not the paper's default.
 
+**Gibbs noise** (``noise="gibbs"`` in the module; the released code's ``--NCE_mode=gs``). The
+noise is the energy's own view: the marginals of a few Gibbs sweeps of the current (detached)
+energy, the chains started from the jointly trained SGNN's probabilities and tilted by its
+logits, as the released code's sampler with ``--use_ebm_as_tilting``. The NCE then contrasts the
+data with what the model (steered by the SGNN) already believes; predictions use the same tilted
+chain with more sweeps.
+
+**Filling missing labels** (``fill_missing``; the released code's ``--filling_missing_data_mode``).
+A missing label of the data vector takes the value of the noise sample it is compared with, and
+every task counts in both energies: the edges between an observed and a missing task then enter
+the NCE, while the two vectors differ only where labels are observed. With K noise samples the
+data vector is filled once per sample and its term averaged over the K.
+
 **Inference.** Gibbs sampling from p(y_i | y_−i, x) ∝ exp(f_i(y_i) + λ Σ_{j~i} f_ij(y_i, y_j)).
 Tasks are greedily coloured so that no two neighbours share a colour; all tasks of one colour
 are conditionally independent given the rest and are resampled together (chromatic Gibbs: the
@@ -49,6 +62,10 @@ import torch.nn.functional as F
 
 # Noise probabilities are kept inside [eps, 1 - eps] after mixing with uniform.
 _PROB_EPS = 1e-4
+
+#: the NCE noise: label frequencies or a frozen model (fixed), the jointly trained SGNN
+#: (adaptive), or a few Gibbs sweeps of the energy steered by that SGNN (gibbs)
+NOISES = ("fixed", "adaptive", "gibbs")
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,12 +151,15 @@ def nce_loss(
     num_samples: int = 1,
     generator: torch.Generator | None = None,
     tilted: bool = False,
+    fill_missing: bool = False,
 ) -> torch.Tensor:
-    """Binary NCE loss of the EBM against Bernoulli noise, over observed labels only.
+    """Binary NCE loss of the EBM against Bernoulli noise.
 
     y (B, T) float with NaN = missing; noise_prob (B, T) or (T,), treated as a constant.
     ``tilted``: the model is q·exp(−E), so the logit is −E − log K (module docstring).
-    Molecules without any observed label are skipped; returns a scalar (0 if none left).
+    Missing labels are left out of both energies, or with ``fill_missing`` take the noise
+    sample's values (module docstring). Molecules without any observed label are skipped;
+    returns a scalar (0 if none left).
     """
     mask = ~torch.isnan(y)
     rows = mask.any(1)
@@ -149,13 +169,20 @@ def nce_loss(
     y_data = torch.where(mask, y, torch.zeros_like(y))
     u = torch.rand((num_samples, *q.shape), generator=generator, device=q.device, dtype=q.dtype)
     y_noise = (u < q).to(q.dtype)  # (K, B, T)
+    counted = mask
+    if fill_missing:
+        y_data = torch.where(mask, y_data, y_noise)  # (K, B, T): one filled copy per sample
+        counted = torch.ones_like(mask)
     log_k = math.log(num_samples)
-    s_data = log_potential(node_pot, edge_pot, pairs, y_data, mask, lam) - log_k
-    s_noise = log_potential(node_pot, edge_pot, pairs, y_noise, mask, lam) - log_k
+    s_data = log_potential(node_pot, edge_pot, pairs, y_data, counted, lam) - log_k
+    s_noise = log_potential(node_pot, edge_pot, pairs, y_noise, counted, lam) - log_k
     if not tilted:
-        s_data = s_data - bernoulli_log_prob(q, y_data, mask)
-        s_noise = s_noise - bernoulli_log_prob(q, y_noise, mask)
-    per_mol = F.logsigmoid(s_data) + F.logsigmoid(-s_noise).sum(0)
+        s_data = s_data - bernoulli_log_prob(q, y_data, counted)
+        s_noise = s_noise - bernoulli_log_prob(q, y_noise, counted)
+    data_term = F.logsigmoid(s_data)
+    if fill_missing:
+        data_term = data_term.mean(0)
+    per_mol = data_term + F.logsigmoid(-s_noise).sum(0)
     return -per_mol[rows].mean()
 
 
@@ -283,6 +310,28 @@ class GibbsSampler:
             if clamp is not None:
                 marg = torch.where(clamp, ev, marg)
             return marg.view(b, chains, t).mean(1) if chains > 1 else marg
+
+
+def gibbs_noise(
+    sampler: GibbsSampler,
+    node_pot: torch.Tensor,
+    edge_pot: torch.Tensor,
+    sgnn_prob: torch.Tensor,
+    lam: float,
+    sweeps: int = 2,
+) -> torch.Tensor:
+    """P(y_t = 1) of the Gibbs noise (B, T): ``sweeps`` sweeps of the (detached) energy, started
+    from and tilted by the SGNN's probabilities ``sgnn_prob`` (B, T), every sweep averaged."""
+    with torch.no_grad():
+        return sampler.marginals(
+            node_pot.detach().float(),
+            edge_pot.detach().float(),
+            lam,
+            sweeps,
+            burn_in=0,
+            init=sgnn_prob,
+            tilt=torch.logit(sgnn_prob),
+        )
 
 
 def exact_marginals(

@@ -429,6 +429,26 @@ def test_the_bilinear_rows_run_their_method_with_the_bilinear_head() -> None:
     assert not set(mt.EXTRA_METHODS) & set(mt.MULTITASK.methods)
 
 
+def test_the_released_nce_rows_train_with_gibbs_noise(tmp_path, protocol, tiny_model) -> None:
+    """sgnn-ebm-gs: Gibbs noise and filled labels; sgnn-ebm-gibbs: the noise alone."""
+    results, work = tmp_path / "r", tmp_path / "w"
+    kw = {"accelerator": "cpu", "log": lambda s: None, "protocol": protocol, "epochs": 1}
+    mt.run_multitask_grid(["sgnn-ebm-gs", "sgnn-ebm-gibbs"], [0], ["toy"], results, work, **kw)
+    for method, fill in (("sgnn-ebm-gs", True), ("sgnn-ebm-gibbs", False)):
+        rec = json.loads((results / f"multitask/{method}/toy/seed0.json").read_text())
+        assert rec["energy"]["noise_sweeps"] == 2
+        assert rec["energy"].get("fill_missing", False) is fill
+        cfg = json.loads((work / f"multitask/{method}/toy/seed0/config.json").read_text())
+        assert cfg["energy"]["noise"] == "gibbs"
+        assert cfg["energy"].get("fill_missing", False) is fill
+    assert "fill_missing" not in mt.energy_settings("sgnn-ebm")  # old records keep their keys
+    assert mt.order_methods({"sgnn-ebm-gs", "sgnn-ebm-gibbs", "sgnn-ebm"}) == [
+        "sgnn-ebm",
+        "sgnn-ebm-gibbs",
+        "sgnn-ebm-gs",
+    ]
+
+
 def test_stl_in_parts_shares_a_cell_between_workers_and_merges_to_one_run(
     tmp_path, protocol, tiny_model, monkeypatch
 ) -> None:
