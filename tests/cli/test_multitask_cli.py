@@ -291,7 +291,7 @@ def test_bad_options_exit_2(tmp, data) -> None:
     result = runner.invoke(app, ["multitask", str(data), "--method", "magic", "--out", "x"])
     cli_user_error(result, "--method must be one of")
     result = runner.invoke(app, ["multitask", str(data), "--noise", "loud", "--out", "x"])
-    cli_user_error(result, "--noise must be fixed or adaptive")
+    cli_user_error(result, "--noise must be one of fixed, adaptive, gibbs")
     result = runner.invoke(app, ["multitask", str(data), "--duplicates", "mean", "--out", "x"])
     cli_user_error(result, "--duplicates must be one of first, merge, keep")
     result = runner.invoke(app, ["multitask", str(data), "--task-graph", "nope.csv", "--out", "x"])
