@@ -479,18 +479,22 @@ def test_long_pchembl_table_with_a_threshold(tmp, data) -> None:
                    "--threshold apply to CSVs")  # fmt: skip
 
 
+def _predict_matches_training(d: Path, data: Path, out: Path, atol: float) -> None:
+    """`fewmol predict d data` gives every task's column as the run's own predictions.csv."""
+    cli_ok(["predict", d, data, "--out", out])
+    cols = [f"{t}_pred" for t in TASKS]
+    train = pd.read_csv(d / "predictions.csv")
+    got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
+    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=atol)
+
+
 def test_tilted_sgnn_ebm_trains_records_its_energy_and_predicts(data, relations, tmp) -> None:
     d = tmp / "run_tilt"
     base = ["multitask", data, "--task-graph", relations, "--method", "sgnn-ebm"]
     cli_ok([*base, "--tilt", "--out", d, *TWO_EPOCHS])
     energy = json.loads((d / "config.json").read_text())["energy"]
     assert energy["tilt"] is True and energy["noise"] == "adaptive"
-    out = tmp / "pred_tilt.csv"
-    cli_ok(["predict", d, data, "--out", out])
-    cols = [f"{t}_pred" for t in TASKS]
-    train = pd.read_csv(d / "predictions.csv")
-    got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
-    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=0.2)
+    _predict_matches_training(d, data, tmp / "pred_tilt.csv", atol=0.2)
     # the tilt needs the adaptive noise (the only one a model dir carries to new molecules)
     bad = [*base, "--tilt", "--noise", "fixed", "--out", tmp / "tilt_fixed", *TWO_EPOCHS]
     cli_user_error(bad, "--tilt", "--noise adaptive")
@@ -507,12 +511,7 @@ def test_gibbs_noise_sgnn_ebm_trains_records_its_energy_and_predicts(data, relat
     assert energy["fill_missing"] is True and "tilt" not in energy
     log = pd.read_csv(d / "train_log.csv")
     assert log["train_nce"].notna().all() and log["train_bce"].notna().all()  # SGNN trains too
-    out = tmp / "pred_gibbs.csv"
-    cli_ok(["predict", d, data, "--out", out])
-    cols = [f"{t}_pred" for t in TASKS]
-    train = pd.read_csv(d / "predictions.csv")
-    got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
-    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=0.2)
+    _predict_matches_training(d, data, tmp / "pred_gibbs.csv", atol=0.2)
     cli_user_error([*base, "--noise", "gibs", "--out", tmp / "g2"], "fixed, adaptive, gibbs")
     cli_user_error(["multitask", data, "--method", "mtl", "--fill-missing", "--out", tmp / "g3",
                     *TWO_EPOCHS], "--fill-missing is for --method sgnn-ebm")  # fmt: skip
@@ -523,12 +522,7 @@ def test_bilinear_sgnn_trains_records_its_head_and_predicts(data, relations, tmp
     base = ["multitask", data, "--task-graph", relations, "--method", "sgnn", "--bilinear"]
     cli_ok([*base, "--out", d, *TWO_EPOCHS])
     assert json.loads((d / "config.json").read_text())["structured"]["bilinear"] is True
-    out = tmp / "pred_bilinear.csv"
-    cli_ok(["predict", d, data, "--out", out])
-    cols = [f"{t}_pred" for t in TASKS]
-    train = pd.read_csv(d / "predictions.csv")
-    got = pd.read_csv(out).set_index("row").loc[train["row"], cols].to_numpy()
-    np.testing.assert_allclose(got, train[cols].to_numpy(), atol=1e-5)
+    _predict_matches_training(d, data, tmp / "pred_bilinear.csv", atol=1e-5)
     cli_user_error(["multitask", data, "--method", "mtl", "--bilinear", "--out", tmp / "b2"])
 
 
