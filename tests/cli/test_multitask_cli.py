@@ -513,6 +513,11 @@ def test_gibbs_noise_sgnn_ebm_trains_records_its_energy_and_predicts(data, relat
     assert log["train_nce"].notna().all() and log["train_bce"].notna().all()  # SGNN trains too
     _predict_matches_training(d, data, tmp / "pred_gibbs.csv", atol=0.2)
     cli_user_error([*base, "--noise", "gibs", "--out", tmp / "g2"], "fixed, adaptive, gibbs")
+    # a config.json whose energy was edited by hand is a clear model-file error, no traceback
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["energy"]["noise"] = "bogus"
+    (d / "config.json").write_text(json.dumps(cfg))
+    cli_user_error(["predict", d, data, "--out", tmp / "p.csv"], "config.json: energy:", "bogus")
     cli_user_error(["multitask", data, "--method", "mtl", "--fill-missing", "--out", tmp / "g3",
                     *TWO_EPOCHS], "--fill-missing is for --method sgnn-ebm")  # fmt: skip
 

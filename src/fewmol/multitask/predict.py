@@ -98,18 +98,21 @@ class MultitaskPredictor:
         net = build_net(self.cfg, self.graph, num_tasks)
         load_state_into(net, load_tensors(weights), str(weights))
         energy = self.cfg.get("energy") or {}
-        module = MultitaskModule(
-            net,
-            self.method,
-            lam=energy.get("lambda", 1.0),
-            noise=energy.get("noise", "adaptive"),
-            gibbs_sweeps=energy.get("gibbs_sweeps", 20),
-            gibbs_chains=energy.get("gibbs_chains", 1),
-            noise_mix=energy.get("noise_mix", 0.1),
-            tilt=bool(energy.get("tilt", False)),
-            noise_sweeps=energy.get("noise_sweeps", 2),
-            fill_missing=bool(energy.get("fill_missing", False)),
-        )
+        try:
+            module = MultitaskModule(
+                net,
+                self.method,
+                lam=energy.get("lambda", 1.0),
+                noise=energy.get("noise", "adaptive"),
+                gibbs_sweeps=energy.get("gibbs_sweeps", 20),
+                gibbs_chains=energy.get("gibbs_chains", 1),
+                noise_mix=energy.get("noise_mix", 0.1),
+                tilt=bool(energy.get("tilt", False)),
+                noise_sweeps=energy.get("noise_sweeps", 2),
+                fill_missing=bool(energy.get("fill_missing", False)),
+            )
+        except ValueError as e:  # a config.json edited by hand or from elsewhere
+            raise ModelFileError(f"{self.model_dir}/config.json: energy: {e}") from None
         return module.to("cpu").eval()
 
     @torch.no_grad()
