@@ -513,11 +513,24 @@ def test_gibbs_noise_sgnn_ebm_trains_records_its_energy_and_predicts(data, relat
     assert log["train_nce"].notna().all() and log["train_bce"].notna().all()  # SGNN trains too
     _predict_matches_training(d, data, tmp / "pred_gibbs.csv", atol=0.2)
     cli_user_error([*base, "--noise", "gibs", "--out", tmp / "g2"], "fixed, adaptive, gibbs")
-    # a config.json whose energy was edited by hand is a clear model-file error, no traceback
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["energy"]["noise"] = "bogus"
-    (d / "config.json").write_text(json.dumps(cfg))
-    cli_user_error(["predict", d, data, "--out", tmp / "p.csv"], "config.json: energy:", "bogus")
+    # a config.json edited by hand into something unbuildable: a model-file error, no traceback
+    orig = (d / "config.json").read_text()
+    for key, part, value, fragments in (
+        ("energy", "noise", "bogus", ("config.json: energy:", "bogus")),
+        ("energy", "gibbs_sweeps", 0, ("gibbs_sweeps must be an integer >= 1",)),
+        ("energy", "lambda", "strong", ("config.json: energy:",)),
+        ("structured", "state_dim", "big", ("config.json cannot build its net",)),
+        ("structured", None, None, ("config.json cannot build its net: it lacks 'structured'",)),
+        ("task_names", None, None, ("config.json lacks 'task_names'",)),
+    ):
+        cfg = json.loads(orig)
+        if part is None:
+            del cfg[key]
+        else:
+            cfg[key][part] = value
+        (d / "config.json").write_text(json.dumps(cfg))
+        cli_user_error(["predict", d, data, "--out", tmp / "p.csv"], *fragments)
+    (d / "config.json").write_text(orig)
     cli_user_error(["multitask", data, "--method", "mtl", "--fill-missing", "--out", tmp / "g3",
                     *TWO_EPOCHS], "--fill-missing is for --method sgnn-ebm")  # fmt: skip
 

@@ -174,6 +174,40 @@ def test_tampered_weights_exit_2(cls_model, tmp_path, command) -> None:
     assert not out.exists()
 
 
+def _drop_featurizer(c: dict) -> None:
+    del c["featurizer"]
+
+
+def _no_layers(c: dict) -> None:
+    c["encoder"]["num_layers"] = 0
+
+
+def _text_width(c: dict) -> None:
+    c["encoder"]["dim"] = "wide"
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragments"),
+    [
+        (_drop_featurizer, ("config.json lacks 'featurizer'",)),
+        (_no_layers, ("encoder config", "num_layers must be >= 1")),
+        (_text_width, ("encoder config", "not one this fewmol can build")),
+    ],
+)
+@pytest.mark.parametrize("command", ["predict", "embed"])
+def test_a_hand_edited_config_exits_2(cls_model, tmp_path, command, edit, fragments) -> None:
+    """A config.json edited into something unbuildable: a model-file error, no traceback."""
+    model = tmp_path / "model"
+    shutil.copytree(cls_model, model)
+    cfg = json.loads((model / "config.json").read_text())
+    edit(cfg)
+    (model / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / ("out.csv" if command == "predict" else "out.parquet")
+    result = runner.invoke(app, [command, str(model), str(TINY), "--out", str(out)])
+    cli_user_error(result, *fragments)
+    assert not out.exists()
+
+
 def test_predict_missing_input_exits_2(cls_model, tmp_path) -> None:
     result = runner.invoke(
         app, ["predict", str(cls_model), str(tmp_path / "none.csv"), "--out", "p.csv"]

@@ -96,8 +96,8 @@ def build_encoder(hp: dict[str, Any]) -> GINEncoder:
     """A GINEncoder from its hparams dict."""
     try:
         return GINEncoder(**hp)
-    except TypeError as e:
-        raise ModelFileError(f"encoder config does not match this fewmol version: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"encoder config {hp} is not one this fewmol can build: {e}") from None
 
 
 def build_model(config: dict[str, Any]) -> GraphPropertyModel:
@@ -114,6 +114,13 @@ def build_model(config: dict[str, Any]) -> GraphPropertyModel:
     return GraphPropertyModel(enc, head, config.get("pooling", "mean"))
 
 
+#: the keys each kind of model config must hold (the loaders index them)
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "property_model": ("featurizer", "encoder", "head", "target_names", "task_type"),
+    "multitask": ("featurizer", "encoder"),
+}
+
+
 def read_model_config(model_dir: str | Path) -> dict[str, Any]:
     """config.json of a model dir, checked to be a fewmol model of a readable version."""
     model_dir = Path(model_dir)
@@ -123,6 +130,12 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
     if cfg.get("format") != FORMAT:
         raise ModelFileError(f"{model_dir / 'config.json'} is not a fewmol model config")
     check_format_version(cfg.get("format_version"), str(model_dir / "config.json"))
+    missing = [k for k in REQUIRED_KEYS.get(cfg.get("kind", ""), ()) if k not in cfg]
+    if missing:
+        raise ModelFileError(
+            f"{model_dir / 'config.json'} lacks {', '.join(map(repr, missing))}: it was edited "
+            "or cut short; write the model dir again"
+        )
     return cfg
 
 
@@ -226,6 +239,8 @@ def load_pretrained_encoder(init: str | Path) -> tuple[GINEncoder, dict[str, Any
     d = resolve_init(str(init))
     cfg = read_model_config(d)
     check_not_stl(d, cfg)
+    if "encoder" not in cfg:
+        raise ModelFileError(f"{d / 'config.json'} lacks 'encoder' (the GIN's settings)")
     if (d / "encoder.safetensors").exists():
         tensors = load_tensors(d / "encoder.safetensors")
         hp = cfg["encoder"]

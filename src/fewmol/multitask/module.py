@@ -62,6 +62,11 @@ class MultitaskModule(L.LightningModule):
         super().__init__()
         if method == "sgnn-ebm" and noise not in NOISES:
             raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
+        for name, n in (("gibbs_sweeps", gibbs_sweeps), ("gibbs_chains", gibbs_chains),
+                        ("noise_sweeps", noise_sweeps), ("nce_samples", nce_samples)):  # fmt: skip
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+        lam = float(lam)
         if tilt and noise != "adaptive":
             # predictions need the noise of every new molecule: only the adaptive one (the
             # same network's SGNN logits) travels with the model dir

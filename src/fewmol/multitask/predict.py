@@ -80,6 +80,8 @@ class MultitaskPredictor:
         cfg = read_model_config(self.model_dir)
         if cfg.get("kind") != "multitask" or cfg.get("method") not in METHODS:
             raise ModelFileError(f"{self.model_dir} is not a multitask model dir")
+        if not isinstance(cfg.get("task_names"), list):
+            raise ModelFileError(f"{self.model_dir}/config.json lacks 'task_names'")
         self.cfg: dict[str, Any] = cfg
         self.method: str = cfg["method"]
         self.task_names: list[str] = list(cfg["task_names"])
@@ -95,7 +97,13 @@ class MultitaskPredictor:
                 raise ModelFileError(f"{path} names other tasks than {self.model_dir}/config.json")
 
     def _module(self, weights: Path, num_tasks: int | None = None) -> MultitaskModule:
-        net = build_net(self.cfg, self.graph, num_tasks)
+        try:
+            net = build_net(self.cfg, self.graph, num_tasks)
+        except (KeyError, TypeError, ValueError) as e:  # a config.json edited by hand
+            why = f"it lacks {e}" if isinstance(e, KeyError) else str(e)
+            raise ModelFileError(
+                f"{self.model_dir}/config.json cannot build its net: {why}"
+            ) from None
         load_state_into(net, load_tensors(weights), str(weights))
         energy = self.cfg.get("energy") or {}
         try:
@@ -111,7 +119,7 @@ class MultitaskPredictor:
                 noise_sweeps=energy.get("noise_sweeps", 2),
                 fill_missing=bool(energy.get("fill_missing", False)),
             )
-        except ValueError as e:  # a config.json edited by hand or from elsewhere
+        except (TypeError, ValueError) as e:  # a config.json edited by hand
             raise ModelFileError(f"{self.model_dir}/config.json: energy: {e}") from None
         return module.to("cpu").eval()
 

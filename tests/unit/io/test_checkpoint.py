@@ -330,6 +330,10 @@ def test_read_model_config(tmp_path: Path) -> None:
     _write_config(empty, format_version=FORMAT_VERSION + 1)
     with pytest.raises(ModelFileError, match="format version"):
         read_model_config(empty)
+    # a fine-tuned model's config without the keys its loader indexes
+    _write_config(empty, kind="property_model", encoder={}, head={}, target_names=["y"])
+    with pytest.raises(ModelFileError, match="lacks 'featurizer', 'task_type'"):
+        read_model_config(empty)
 
 
 def test_resolve_init_directory_and_unknown_name(tmp_path: Path, monkeypatch) -> None:
