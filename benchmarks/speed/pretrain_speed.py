@@ -104,6 +104,12 @@ def main() -> None:
     )
     ap.add_argument("--dry-run", action="store_true", help="print, do not write speed.md")
     ap.add_argument(
+        "--section",
+        default=None,
+        help="speed.md section to write (default: pretrain, or pretrain_precision with two "
+        "precisions); another name keeps those sections, e.g. for a subset of the methods",
+    )
+    ap.add_argument(
         "--data-dir", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data"
     )
     args = ap.parse_args()
@@ -196,7 +202,7 @@ def main() -> None:
     if args.dry_run:
         print(body)
     else:
-        section = "pretrain_precision" if compare else "pretrain"
+        section = args.section or ("pretrain_precision" if compare else "pretrain")
         write_section(section, body)
         print(f"wrote the {section} section of benchmarks/results/speed.md")
 
