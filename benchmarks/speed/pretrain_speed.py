@@ -173,17 +173,28 @@ def main() -> None:
     else:
         confs = "(2D methods only: no conformers)"
     title = "Pre-training throughput" + (" by precision" if compare else "")
+    if d3 is None:
+        title += " of " + ", ".join(methods)
+        model = (
+            "GIN 5 x 300, mask ratio 0.15 where a method masks; one step = collate (with the "
+            "method's views or samples) + forward + backward + Adam. "
+        )
+        params = "Parameters include the method's heads."
+    else:
+        model = (
+            "GIN 5 x 300, SchNet 128 x 6 (output 300), mask ratio 0.15, EBM-NCE + VRR; one step "
+            "= collate + forward + backward + Adam. "
+        )
+        params = "Parameters include SchNet and the VRR / method heads."
     head = "| method | batch |" + (f" precision | vs {precisions[0]} |" if compare else "")
     head += " median mol/s | range | steps/s | parameters |"
     body = "\n".join(
         [
             f"## {title} (`benchmarks/speed/pretrain_speed.py`)",
             "",
-            f"{n_mols} MOSES molecules (fixed-seed sample) {confs}, heavy atoms. "
-            "GIN 5 x 300, SchNet 128 x 6 (output 300), mask "
-            f"ratio 0.15, EBM-NCE + VRR; one step = collate + forward + backward + Adam. "
+            f"{n_mols} MOSES molecules (fixed-seed sample) {confs}, heavy atoms. {model}"
             f"{args.steps} steps per measurement, {args.repeats} interleaved repeats "
-            "(median, range). Parameters include SchNet and the VRR / method heads."
+            f"(median, range). {params}"
             + (
                 " bf16-mixed: the step's forward under CPU bfloat16 autocast (Lightning's "
                 "`--precision bf16-mixed`); the GraphMVP losses stay float32."
