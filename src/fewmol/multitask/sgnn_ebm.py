@@ -320,18 +320,18 @@ def gibbs_noise(
     lam: float,
     sweeps: int = 2,
 ) -> torch.Tensor:
-    """P(y_t = 1) of the Gibbs noise (B, T): ``sweeps`` sweeps of the (detached) energy, started
-    from and tilted by the SGNN's probabilities ``sgnn_prob`` (B, T), every sweep averaged."""
-    with torch.no_grad():
-        return sampler.marginals(
-            node_pot.detach().float(),
-            edge_pot.detach().float(),
-            lam,
-            sweeps,
-            burn_in=0,
-            init=sgnn_prob,
-            tilt=torch.logit(sgnn_prob),
-        )
+    """P(y_t = 1) of the Gibbs noise (B, T): ``sweeps`` sweeps of the energy (the sampler runs
+    without gradients), started from and tilted by the SGNN's probabilities ``sgnn_prob`` (B, T),
+    every sweep averaged."""
+    return sampler.marginals(
+        node_pot.float(),
+        edge_pot.float(),
+        lam,
+        sweeps,
+        burn_in=0,
+        init=sgnn_prob,
+        tilt=torch.logit(sgnn_prob),
+    )
 
 
 def exact_marginals(
