@@ -699,6 +699,76 @@ def score_vs_pretrain_time(
     return points, common
 
 
+# label offsets tried in turn (points from the marker's centre): beside, above/below, further out
+# fmt: off
+_LABEL_OFFSETS = (
+    (5, 2), (5, -2), (-5, 2), (-5, -2), (0, 5), (0, -5),
+    (5, 10), (5, -10), (-5, 10), (-5, -10), (0, 16), (0, -16),
+    (14, 18), (14, -18), (-14, 18), (-14, -18), (0, 28), (0, -28),
+)
+# fmt: on
+
+
+def place_point_labels(
+    ax: Any,
+    labelled: Sequence[tuple[str, float, float]],
+    fontsize: float = 8,
+    colour: Callable[[str], Any] | None = None,
+) -> list[Any]:
+    """Name each (label, x, y) point at the nearest offset clear of other labels and markers.
+
+    Greedy, left to right: each label takes the first offset of ``_LABEL_OFFSETS`` whose text
+    box overlaps no label placed before it and no marker, and stays inside the axes; failing
+    that, the offset with the fewest clashes. ``colour(label)`` colours the text like its
+    marker, so a label between two close points is read right. Needs a figure with a renderer
+    (an Agg canvas) and its layout settled, since boxes are measured in display space.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    centres = ax.transData.transform([(x, y) for _, x, y in labelled]) if labelled else []
+    r = 4.0 * fig.dpi / 72.0  # a little over the radius of a size-40 marker, in pixels
+    markers = [Bbox.from_extents(px - r, py - r, px + r, py + r) for px, py in centres]
+    frame = ax.get_window_extent(renderer)
+    placed: list[Any] = []
+    annotations: list[Any] = []
+    for i in sorted(range(len(labelled)), key=lambda k: (centres[k][0], -centres[k][1])):
+        name, x, y = labelled[i]
+        best: tuple[int, Any, Any] | None = None
+        for dx, dy in _LABEL_OFFSETS:
+            ann = ax.annotate(
+                name,
+                (x, y),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                fontsize=fontsize,
+                ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                va="bottom" if dy > 0 else "top",
+                color=colour(name) if colour else None,
+            )
+            box = ann.get_window_extent(renderer)
+            outside = not (
+                frame.x0 <= box.x0
+                and box.x1 <= frame.x1
+                and frame.y0 <= box.y0
+                and box.y1 <= frame.y1
+            )
+            clashes = sum(box.overlaps(b) for b in placed + markers) + int(outside)
+            if best is None or clashes < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (clashes, ann, box)
+            else:
+                ann.remove()
+            if clashes == 0:
+                break
+        assert best is not None
+        placed.append(best[2])
+        annotations.append(best[1])
+    return annotations
+
+
 def plot_score_vs_pretrain_time(
     protocol: Protocol, records: list[dict[str, Any]], path: Path
 ) -> Path | None:
@@ -710,11 +780,14 @@ def plot_score_vs_pretrain_time(
         return None
 
     def draw() -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         fig = Figure(figsize=(6.4, 4.0))
+        FigureCanvasAgg(fig)  # a renderer to measure the labels with
         ax = fig.subplots()
         for m, h, y in points:
             ax.scatter(h, y, s=40, color=method_colour(m), edgecolor="black", lw=0.5, zorder=3)
-            ax.annotate(m, (h, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
         ax.set_xlabel("pre-training wall time (h, as recorded by the run; 0 = none)")
         ax.set_ylabel(f"average {_metric_name(protocol.metric)}")
         ax.grid(lw=0.3, alpha=0.6)
@@ -722,7 +795,11 @@ def plot_score_vs_pretrain_time(
             f"{protocol.title or protocol.name}\naverage over {len(common)} datasets: "
             + ", ".join(common)
         )
+        # settle the layout first, then keep it: labels placed in display space stay put
         fig.set_layout_engine("constrained")
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+        place_point_labels(ax, points, colour=method_colour)
         _save_png(fig, path)
 
     _with_rc(draw)

@@ -134,3 +134,42 @@ def test_score_against_pretraining_time_averages_common_datasets_only(tmp_path):
     assert path.read_bytes() == first  # deterministic
     none_only = [r for r in recs if r["method"] == "none"]
     assert plot_score_vs_pretrain_time(proto, none_only, tmp_path / "q.png") is None
+
+
+def test_point_labels_avoid_each_other_and_the_markers():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
+
+    from fewmol.bench.report import place_point_labels
+
+    # a cluster like the 2D baselines': close in time and in score
+    pts = [
+        ("none", 0.0, 60.7),
+        ("contextpred", 0.12, 60.55),
+        ("edgepred", 0.27, 61.3),
+        ("infograph", 0.29, 61.05),
+        ("gpt-gnn", 0.2, 61.2),
+        ("g-motif", 0.33, 60.9),
+        ("graphmvp-c", 1.15, 66.7),
+        ("graphmvp-no-vrr", 1.29, 66.9),
+    ]
+    fig = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.scatter([x for _, x, _ in pts], [y for _, _, y in pts], s=40)
+    ax.margins(x=0.15, y=0.1)
+    fig.draw_without_rendering()
+    anns = place_point_labels(ax, pts)
+    assert sorted(a.get_text() for a in anns) == sorted(n for n, _, _ in pts)
+    renderer = fig.canvas.get_renderer()
+    boxes = [a.get_window_extent(renderer) for a in anns]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (anns[i].get_text(), anns[j].get_text())
+    r = 3.0 * fig.dpi / 72.0
+    for px, py in ax.transData.transform([(x, y) for _, x, y in pts]):
+        marker = Bbox.from_extents(px - r, py - r, px + r, py + r)
+        assert not any(b.overlaps(marker) for b in boxes)
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 for b in boxes)
