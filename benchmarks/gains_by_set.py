@@ -2,8 +2,9 @@
 
 Reads the committed classification records (`benchmarks/results/classification/*/*/seed*.json`)
 of every row pre-trained on hu2019 features, pairs each with the `none` row (hu2019, no
-pre-training) seed by seed on the same set, and sets the mean paired gain (± its std over
-seeds) beside the gain in GraphMVP's Table 1 (the method's cell minus the paper's none cell).
+pre-training) seed by seed on the same set (seeds fine-tuned for the same epochs only), and sets
+the mean paired gain (± its std over seeds) beside the gain in GraphMVP's Table 1 (the method's
+cell minus the paper's none cell).
 The last columns average the sets with and without ClinTox, whose labels follow formal charge
 (see clintox_charge.md), which hu2019 features cannot see. Writes
 ``benchmarks/results/gains_by_set.md``. No training; about a second.
@@ -13,7 +14,6 @@ Usage: python benchmarks/gains_by_set.py
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -21,47 +21,51 @@ from pathlib import Path
 import numpy as np
 
 from fewmol.bench.protocols import get_protocol
+from fewmol.bench.report import load_records, paper_gain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "speed"))
 from _record import provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAGE = ROOT / "results" / "gains_by_set.md"
-RECORDS = ROOT / "results" / "classification"
+RESULTS = ROOT / "results"
 SETS = ("bbbp", "sider", "clintox", "bace")
 BASE = "none"
 
+#: method -> set -> seed -> (test ROC-AUC %, fine-tuning epochs)
+Tests = dict[str, dict[str, dict[int, tuple[float, int]]]]
 
-def load_tests() -> dict[str, dict[str, dict[int, float]]]:
-    """method -> set -> seed -> test ROC-AUC (%) of hu2019 records on SETS."""
-    out: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    for p in sorted(RECORDS.glob("*/*/seed*.json")):
-        r = json.loads(p.read_text())
-        if r.get("featurizer") != "hu2019" or r["dataset"] not in SETS:
-            continue
-        out[r["method"]][r["dataset"]][int(r["seed"])] = 100 * float(r["test"])
+
+def load_tests() -> Tests:
+    """The committed hu2019 classification records on SETS, by method, set and seed."""
+    out: Tests = defaultdict(lambda: defaultdict(dict))
+    for r in load_records(RESULTS, "classification"):
+        if r.get("featurizer") == "hu2019" and r["dataset"] in SETS:
+            out[r["method"]][r["dataset"]][int(r["seed"])] = (100 * float(r["test"]), r["epochs"])
     return out
 
 
-def paired_gain(row: dict[int, float], base: dict[int, float]) -> tuple[float, float, int]:
-    """Mean and std over shared seeds of row - base, and how many seeds were shared."""
-    seeds = sorted(set(row) & set(base))
-    d = np.array([row[s] - base[s] for s in seeds])
+def paired_gain(
+    row: dict[int, tuple[float, int]], base: dict[int, tuple[float, int]]
+) -> tuple[float, float, int]:
+    """Mean, std and count of row - base over the seeds both fine-tuned for equal epochs."""
+    seeds = sorted(s for s in set(row) & set(base) if row[s][1] == base[s][1])
+    d = np.array([row[s][0] - base[s][0] for s in seeds])
     return (float(d.mean()), float(d.std()), len(seeds)) if len(d) else (np.nan, np.nan, 0)
 
 
 def main() -> None:
     """Write the page."""
-    paper = get_protocol("classification").paper
+    proto = get_protocol("classification")
     tests = load_tests()
     if BASE not in tests or any(s not in tests[BASE] for s in SETS):
-        sys.exit(f"error: no complete `{BASE}` hu2019 row on {', '.join(SETS)} under {RECORDS}")
+        sys.exit(f"error: no complete `{BASE}` hu2019 row on {', '.join(SETS)} under {RESULTS}")
     rows = []
     for m in sorted(tests):
-        if m == BASE or any(s not in tests[m] for s in SETS) or m not in paper:
+        if m == BASE or any(s not in tests[m] for s in SETS) or m not in proto.paper:
             continue
         ours = {s: paired_gain(tests[m][s], tests[BASE][s]) for s in SETS}
-        theirs = {s: paper[m][s][0] - paper[BASE][s][0] for s in SETS}
+        theirs = {s: paper_gain(proto, m, s) for s in SETS}
         rows.append((m, ours, theirs))
     no_ct = [s for s in SETS if s != "clintox"]
     head = " | ".join(f"{s}: ours / paper" for s in SETS)
@@ -90,7 +94,8 @@ def main() -> None:
         seeds = min(ours[s][2] for s in SETS)
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {avg4} | {avg3} | {seeds} |")
     base_cells = ", ".join(
-        f"{s} {np.mean(list(tests[BASE][s].values())):.1f} (paper {paper[BASE][s][0]:.1f})"
+        f"{s} {np.mean([v for v, _ in tests[BASE][s].values()]):.1f} "
+        f"(paper {proto.paper[BASE][s][0]:.1f})"
         for s in SETS
     )
     lines += [
