@@ -11,7 +11,6 @@ Usage: python benchmarks/clintox_charge.py
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +20,7 @@ from rdkit import Chem
 from sklearn.metrics import roc_auc_score
 
 from fewmol.bench.protocols import get_protocol
+from fewmol.bench.report import load_records
 from fewmol.chem.featurize import featurize_smiles
 from fewmol.data.load import load_dataset
 from fewmol.data.splits import make_split
@@ -49,9 +49,9 @@ def sees_charge(featurizer: str) -> bool:
 def clintox_cells() -> dict[str, tuple[float, float, int, str]]:
     """method -> (mean, std, seeds, featuriser) of the committed ClinTox test ROC-AUC (%)."""
     by: dict[str, list[dict]] = defaultdict(list)
-    for p in sorted(RECORDS.glob("*/clintox/seed*.json")):
-        r = json.loads(p.read_text())
-        by[r["method"]].append(r)
+    for r in load_records(RECORDS.parent, "classification"):
+        if r["dataset"] == "clintox":
+            by[r["method"]].append(r)
     out = {}
     for m, rs in sorted(by.items()):
         v = 100 * np.array([r["test"] for r in rs])
